@@ -1,0 +1,75 @@
+"""Which models a profile builds and evaluates: one table, read by the workflow and the report.
+
+A profile's config names the variants to train, the sweeps (each a list of values for one
+SparseDoctor knob) and the external models to evaluate as they are. This module turns that
+into named :class:`ModelSpec` entries, so the Snakefile and the report agree on every name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Sweep knobs and the short label each gets in model names and plots.
+SWEEP_LABELS = {
+    "num_experts": "E",
+    "top_k": "k",
+    "cl_weight": "lambda_cl",
+    "cl_temperature": "tau",
+    "queue_size": "queue size",
+}
+SWEPT_VARIANT = "sparsedoctor"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of a profile: the untrained base, a trained variant, or an external model."""
+
+    name: str
+    kind: str  # "base", "trained" or "external"
+    variant: str | None = None
+    adapter_overrides: dict[str, Any] = field(default_factory=dict)
+    model_id: str | None = None  # external models: the hub id
+    revision: str | None = None
+
+    @property
+    def trained(self) -> bool:
+        return self.kind == "trained"
+
+
+def sweep_model_name(knob: str, value: Any) -> str:
+    return f"{SWEPT_VARIANT}-{knob}-{value}"
+
+
+def model_specs(config: dict) -> dict[str, ModelSpec]:
+    """Every model of the profile by name, in the order the tables list them."""
+    specs: dict[str, ModelSpec] = {}
+    for variant in config["variants"]:
+        kind = "base" if variant == "base" else "trained"
+        specs[variant] = ModelSpec(variant, kind, variant)
+    for knob, value, name in sweep_points(config):
+        if name not in specs:
+            specs[name] = ModelSpec(name, "trained", SWEPT_VARIANT, {knob: value})
+    for name, external in (config.get("external") or {}).items():
+        specs[name] = ModelSpec(
+            name, "external", model_id=external["model_id"], revision=external.get("revision")
+        )
+    return specs
+
+
+def sweep_points(config: dict) -> list[tuple[str, Any, str]]:
+    """(knob, value, model name) for every sweep point; the default value is the main model."""
+    points = []
+    for knob, values in (config.get("sweeps") or {}).items():
+        if knob not in SWEEP_LABELS:
+            raise ValueError(f"sweeps.{knob}: unknown knob; expected one of {sorted(SWEEP_LABELS)}")
+        default = config["adapter"][knob]
+        for value in values:
+            name = SWEPT_VARIANT if value == default else sweep_model_name(knob, value)
+            points.append((knob, value, name))
+    return points
+
+
+def adapter_config(config: dict, spec: ModelSpec) -> dict[str, Any]:
+    """The adapter settings a trained model uses: the profile's, then the sweep override."""
+    return {**config["adapter"], **spec.adapter_overrides}

@@ -1,0 +1,70 @@
+# Pinned sources -> verified raw files -> normalised JSONL -> evaluation sets, training mixture
+# and its leakage report. Raw files are shared by every profile; the rest is per profile.
+from sdoc_model.data.sources import dataset
+
+
+def raw_files(name):
+    return [f"resources/raw/{source.path}" for source in dataset(name).sources]
+
+
+rule download:
+    output:
+        "resources/raw/{source_path}",
+    wildcard_constraints:
+        source_path="(github|huggingface)/.+",
+    log:
+        f"{RESULTS}/logs/download/{{source_path}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/download/{{source_path}}.tsv"
+    script:
+        "../scripts/download.py"
+
+
+rule normalise:
+    input:
+        lambda w: raw_files(w.dataset),
+    output:
+        f"{RESOURCES}/data/normalised/{{dataset}}.jsonl",
+        # Lenient mode keeps every rejected row, with its file, row and reason.
+        *([] if config["data"]["strict"] else [f"{RESOURCES}/data/normalised/{{dataset}}.quarantine.jsonl"]),
+    params:
+        strict=config["data"]["strict"],
+    log:
+        f"{RESULTS}/logs/normalise/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/normalise/{{dataset}}.tsv"
+    script:
+        "../scripts/normalise.py"
+
+
+rule evaluation_set:
+    input:
+        lambda w: f"{RESOURCES}/data/normalised/{config['data']['eval'][w.name]}.jsonl",
+    output:
+        f"{EVAL_DATA}/{{name}}.jsonl",
+    log:
+        f"{RESULTS}/logs/evaluation_set/{{name}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluation_set/{{name}}.tsv"
+    shell:
+        "cp {input} {output} 2> {log}"
+
+
+rule training_mixture:
+    input:
+        train=[f"{RESOURCES}/data/normalised/{s['dataset']}.jsonl" for s in config["data"]["train"]],
+        eval=EVAL_FILES,
+    output:
+        mixture=TRAIN_MIXTURE,
+        leakage=f"{RESULTS}/data/leakage.json",
+        leakage_md=f"{RESULTS}/data/leakage.md",
+    params:
+        caps=[s.get("max_rows") for s in config["data"]["train"]],
+        seed=config["seed"],
+        leakage=config["data"]["leakage"],
+    log:
+        f"{RESULTS}/logs/training_mixture.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/training_mixture.tsv"
+    script:
+        "../scripts/training_mixture.py"

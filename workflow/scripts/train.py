@@ -1,0 +1,34 @@
+"""Train one model of the profile (a variant or a sweep point), resuming from its checkpoints."""
+
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from sdoc_model.experiments import adapter_config
+from sdoc_model.train import train
+
+sys.stderr = sys.stdout = open(snakemake.log[0], "a", buffering=1)
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+torch.set_num_threads(snakemake.threads)
+
+spec = snakemake.params.spec
+checkpoints = Path(snakemake.params.checkpoints)
+# Metrics live beside the checkpoints while training, out of Snakemake's reach: it deletes the
+# outputs of an interrupted job, and the resumed run must keep the lines before its checkpoint.
+run_logs = checkpoints / "logs"
+train(
+    spec.variant,
+    snakemake.input.base_model,
+    snakemake.input.data,
+    snakemake.output.model,
+    run_logs,
+    checkpoints,
+    adapter=adapter_config(snakemake.config, spec),
+    training={**snakemake.config["training"], "seed": snakemake.config["seed"]},
+    model_name=spec.name,
+)
+shutil.copyfile(run_logs / "summary.json", snakemake.output.summary)
+shutil.copyfile(run_logs / "metrics.jsonl", snakemake.output.metrics)
