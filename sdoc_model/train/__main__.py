@@ -1,0 +1,3 @@
+from sdoc_model.train.cli import main
+
+main()

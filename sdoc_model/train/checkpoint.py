@@ -1,0 +1,149 @@
+"""Resumable checkpoints: `checkpoint_dir/step-000010/`, written atomically, the newest kept.
+
+A checkpoint folder holds
+
+    adapter.safetensors   the trainable parameters
+    trainer.pt            optimizer and scheduler state
+    rank{r}.pt            each process's own state: random number generators (dropout, router
+                          jitter) and expert memory queues (each process fills its own)
+    state.json            step, data position, tokens and time so far, the run's settings
+    metrics.jsonl         the metrics lines up to this step
+
+It is built under a hidden temporary name and renamed into place once every file is on disk,
+so a folder named `step-*` is always complete, whenever the process is killed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from sdoc_model.train.distributed import Processes, barrier
+
+CHECKPOINT_NAME = re.compile(r"^step-(\d{6,})$")
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:06d}"
+
+
+def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
+    steps = {
+        int(match.group(1)): path
+        for path in checkpoint_dir.glob("step-*")
+        if (match := CHECKPOINT_NAME.match(path.name)) and path.is_dir()
+    }
+    return steps[max(steps)] if steps else None
+
+
+def rng_state() -> dict:
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(
+    checkpoint_dir: Path,
+    step: int,
+    adapter_state: dict[str, torch.Tensor],
+    trainer_state: dict,
+    process_state: dict,
+    run_state: dict,
+    metrics_file: Path,
+    keep_last: int,
+    processes: Processes,
+) -> Path:
+    """Every process writes its own state, the main one the rest; then the folder is renamed
+    into place and checkpoints beyond the newest `keep_last` are deleted."""
+    final = checkpoint_dir / checkpoint_name(step)
+    tmp = checkpoint_dir / f".{final.name}.tmp"
+    if processes.is_main:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    barrier(processes)
+    torch.save({**process_state, "rng": rng_state()}, tmp / f"rank{processes.rank}.pt")
+    barrier(processes)
+    if processes.is_main:
+        save_file(
+            {name: t.detach().contiguous().cpu() for name, t in adapter_state.items()},
+            tmp / "adapter.safetensors",
+        )
+        torch.save(trainer_state, tmp / "trainer.pt")
+        (tmp / "state.json").write_text(json.dumps(run_state, indent=2) + "\n")
+        shutil.copyfile(metrics_file, tmp / "metrics.jsonl")
+        _fsync_folder(tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        _fsync_path(checkpoint_dir)
+        prune_checkpoints(checkpoint_dir, keep_last)
+    return final
+
+
+def load_checkpoint(
+    path: Path, processes: Processes, device: torch.device
+) -> tuple[dict, dict, dict, dict]:
+    """(adapter, trainer, process and run state) of a checkpoint; restores this process's RNGs."""
+    run_state = json.loads((path / "state.json").read_text())
+    if run_state["world_size"] != processes.world_size:
+        raise ValueError(
+            f"checkpoint {path} was written by {run_state['world_size']} process(es); resume it "
+            f"with training.num_processes = {run_state['world_size']}, or delete {path.parent} to start over"
+        )
+    adapter_state = load_file(path / "adapter.safetensors", device=str(device))
+    trainer_state = torch.load(path / "trainer.pt", map_location=device, weights_only=False)
+    process_state = torch.load(
+        path / f"rank{processes.rank}.pt", map_location="cpu", weights_only=False
+    )
+    set_rng_state(process_state.pop("rng"))
+    return adapter_state, trainer_state, process_state, run_state
+
+
+def remove_partial_checkpoints(checkpoint_dir: Path) -> None:
+    """Temporary folders of saves that a kill interrupted."""
+    for path in checkpoint_dir.glob(".step-*.tmp"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def prune_checkpoints(checkpoint_dir: Path, keep_last: int) -> None:
+    steps = sorted(
+        (int(match.group(1)), path)
+        for path in checkpoint_dir.glob("step-*")
+        if (match := CHECKPOINT_NAME.match(path.name))
+    )
+    for _, path in steps[:-keep_last]:
+        shutil.rmtree(path)
+
+
+def _fsync_folder(folder: Path) -> None:
+    for path in folder.iterdir():
+        _fsync_path(path)
+    _fsync_path(folder)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

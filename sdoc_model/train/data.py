@@ -1,0 +1,131 @@
+"""Supervised fine-tuning data: evaluation-format prompts, loss on the response tokens only.
+
+The example order is a pure function of (seed, epoch), and the examples of optimizer step s are
+a fixed slice of that order, so a resumed run needs nothing but the step to read on exactly
+where it stopped, whatever the number of processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sdoc_model.data.schema import load_records
+from sdoc_model.prompts import render_answer, render_prompt
+
+IGNORE_INDEX = -100
+EXPLANATION_CUE = "\n解析："
+
+
+@dataclass(frozen=True)
+class Example:
+    input_ids: tuple[int, ...]
+    prompt_length: int  # the first prompt_length tokens are context, the rest is scored
+
+    @property
+    def response_tokens(self) -> int:
+        return len(self.input_ids) - self.prompt_length
+
+
+def render_example(row: dict, include_explanation: bool) -> tuple[str, str]:
+    """(prompt, response): the evaluation's prompt, then the answer and optionally why."""
+    response = render_answer(row)
+    if include_explanation and (row.get("explanation") or "").strip():
+        response += EXPLANATION_CUE + row["explanation"].strip()
+    return render_prompt(row), response
+
+
+def tokenize_example(tokenizer, prompt: str, response: str, max_length: int) -> Example:
+    """Tokenize as lm-eval does (the whole text, then the prompt's tokens split off), end with EOS.
+
+    Too long: the response keeps at most half of `max_length` (the answer letters come first),
+    and the prompt loses tokens from its start.
+    """
+    whole = tokenizer(prompt + response)["input_ids"]
+    prompt_ids = tokenizer(prompt)["input_ids"]
+    response_ids = whole[len(prompt_ids) :]
+    if tokenizer.eos_token_id is not None and response_ids[-1:] != [tokenizer.eos_token_id]:
+        response_ids = [*response_ids, tokenizer.eos_token_id]
+    if len(prompt_ids) + len(response_ids) > max_length:
+        response_ids = response_ids[: max(max_length // 2, max_length - len(prompt_ids))]
+        prompt_ids = prompt_ids[len(prompt_ids) + len(response_ids) - max_length :]
+    return Example(tuple(prompt_ids + response_ids), len(prompt_ids))
+
+
+def load_sft_examples(
+    path: Path, tokenizer, max_length: int, include_explanation: bool
+) -> list[Example]:
+    rows = load_records(path)
+    if not rows:
+        raise ValueError(f"train file {path} has no rows")
+    return [
+        tokenize_example(tokenizer, *render_example(row, include_explanation), max_length)
+        for row in rows
+    ]
+
+
+@lru_cache(maxsize=4)
+def epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch]).permutation(num_examples)
+
+
+def micro_batch_indices(
+    num_examples: int, seed: int, batch_size: int, micro_step: int
+) -> list[int]:
+    """Example indices of global micro-batch `micro_step`: consecutive slots of the endless
+    sequence of per-epoch permutations."""
+    slots = range(micro_step * batch_size, (micro_step + 1) * batch_size)
+    return [
+        int(epoch_order(num_examples, seed, slot // num_examples)[slot % num_examples])
+        for slot in slots
+    ]
+
+
+@dataclass
+class StepData:
+    """What one process needs for one optimizer step."""
+
+    micro_batches: list[dict[str, torch.Tensor]]  # this rank's share of each micro-batch
+    response_tokens: int  # scored tokens in the whole step, over all processes: the LM-loss divisor
+    real_tokens: list[int]  # non-padding tokens of each global micro-batch: router-stat weights
+    local_real_tokens: list[int]  # the same, this rank's share
+
+
+def step_data(
+    examples: list[Example],
+    step: int,
+    seed: int,
+    batch_size: int,
+    grad_accum: int,
+    rank: int,
+    world_size: int,
+    pad_id: int,
+) -> StepData:
+    per_rank = batch_size // world_size
+    data = StepData([], 0, [], [])
+    for micro in range(step * grad_accum, (step + 1) * grad_accum):
+        batch = [examples[i] for i in micro_batch_indices(len(examples), seed, batch_size, micro)]
+        mine = batch[rank * per_rank : (rank + 1) * per_rank]
+        data.micro_batches.append(collate(mine, pad_id))
+        data.response_tokens += sum(e.response_tokens for e in batch)
+        data.real_tokens.append(sum(len(e.input_ids) for e in batch))
+        data.local_real_tokens.append(sum(len(e.input_ids) for e in mine))
+    return data
+
+
+def collate(batch: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded input_ids, attention_mask and labels (IGNORE_INDEX outside the response)."""
+    width = max(len(e.input_ids) for e in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, example in enumerate(batch):
+        ids = torch.tensor(example.input_ids)
+        input_ids[row, : len(ids)] = ids
+        labels[row, example.prompt_length : len(ids)] = ids[example.prompt_length :]
+        attention_mask[row, : len(ids)] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}

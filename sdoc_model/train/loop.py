@@ -1,0 +1,478 @@
+"""Supervised fine-tuning of one variant: resumable, on one process or several (torchrun + DDP).
+
+`train` checks everything it can before a model is loaded, relaunches itself under torchrun
+when asked for several processes, and hands over to a `Trainer`: build the model, resume from
+the newest checkpoint, then one `step` per optimizer step, each logged (one host sync per step)
+and every `save_every` steps checkpointed. The final adapter is written at the end only.
+
+The LM loss is a mean over every response token of the optimizer step, on all processes
+together, so N processes with batch b/N each follow the same curve as one process with batch b.
+The router and contrastive losses (and the memory queues) are still per process: the layers
+compute them over the process's own micro-batch, and DDP averages their gradients.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import tempfile
+import time
+import warnings
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+from transformers import AutoTokenizer, get_scheduler
+
+from sdoc_model.base_models import load_base_model
+from sdoc_model.config import SparseDoctorConfig
+from sdoc_model.data.atomic import write_text
+from sdoc_model.model import SparseDoctorModel
+from sdoc_model.train import distributed
+from sdoc_model.train.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    remove_partial_checkpoints,
+    save_checkpoint,
+)
+from sdoc_model.train.config import TrainingConfig, validate_run
+from sdoc_model.train.data import IGNORE_INDEX, StepData, load_sft_examples, step_data
+from sdoc_model.train.distributed import Processes
+from sdoc_model.train.metrics import MetricsLog, peak_memory
+from sdoc_model.variants import build_model, variant_config
+
+KILL_AFTER_STEP_ENV = "SDOC_TRAIN_KILL_AFTER_STEP"  # tests: SIGKILL this process after that step
+SCHEDULERS = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
+NOT_CHECKED_ON_RESUME = ("save_every", "keep_last")  # settings a resumed run may change
+METRIC_KEYS = (
+    "step", "lm_loss", "lb_loss", "z_loss", "cl_loss", "loss", "lr", "tokens_per_s",
+    "peak_memory_bytes", "router_entropy", "expert_load",
+)  # fmt: skip
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite: the run stopped before the optimizer step."""
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    base_model: Path
+    train_file: Path
+    model_dir: Path
+    log_dir: Path
+    checkpoint_dir: Path
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far the run is; saved in every checkpoint, summed over resumed segments."""
+
+    step: int = 0
+    tokens: int = 0
+    wall_time_s: float = 0.0
+    peak_memory_bytes: int = 0
+
+
+def train(
+    variant: str,
+    base_model_dir: str | Path,
+    train_file: str | Path,
+    model_dir: str | Path,
+    log_dir: str | Path,
+    checkpoint_dir: str | Path,
+    adapter: dict,
+    training: dict,
+    model_name: str | None = None,
+) -> dict:
+    """Fine-tune `variant` on `train_file`; write the adapter, the metrics and the summary.
+
+    `adapter` holds SparseDoctorConfig fields, `training` TrainingConfig fields. Reruns resume
+    from the newest checkpoint in `checkpoint_dir`. Returns the summary (log_dir/summary.json).
+    """
+    paths = RunPaths(*map(Path, (base_model_dir, train_file, model_dir, log_dir, checkpoint_dir)))
+    adapter_config, config = validate_run(
+        variant, paths.base_model, paths.train_file, adapter, training
+    )
+    if config.num_processes > 1 and not distributed.launched_by_torchrun():
+        return relaunch(variant, paths, adapter, training, model_name, config.num_processes)
+    processes = distributed.start(config.num_processes)
+    try:
+        trainer = Trainer(variant, paths, adapter_config, config, model_name or variant, processes)
+        return trainer.fit()
+    finally:
+        distributed.stop(processes)
+
+
+def relaunch(
+    variant, paths: RunPaths, adapter: dict, training: dict, model_name, num_processes: int
+) -> dict:
+    """Run the CLI under torchrun with the same settings, written to log_dir/run_config.yaml."""
+    config_file = paths.log_dir / "run_config.yaml"
+    write_text(
+        config_file, yaml.safe_dump({"adapter": adapter, "training": training}, allow_unicode=True)
+    )
+    args = [
+        "--variant", variant, "--base-model", str(paths.base_model),
+        "--train-file", str(paths.train_file), "--model-dir", str(paths.model_dir),
+        "--log-dir", str(paths.log_dir), "--checkpoint-dir", str(paths.checkpoint_dir),
+        "--config", str(config_file),
+    ]  # fmt: skip
+    if model_name:
+        args += ["--model-name", model_name]
+    distributed.relaunch_with_torchrun(num_processes, args)
+    return json.loads((paths.log_dir / "summary.json").read_text())
+
+
+class Trainer:
+    """One run: the data, the model and its optimizer, and where everything is written."""
+
+    def __init__(
+        self,
+        variant: str,
+        paths: RunPaths,
+        adapter_config: SparseDoctorConfig,
+        config: TrainingConfig,
+        model_name: str,
+        processes: Processes,
+    ):
+        self.variant, self.paths, self.config = variant, paths, config
+        self.model_name, self.processes = model_name, processes
+        self.precision = resolve_precision(config.precision, processes.device)
+        self.tokenizer = AutoTokenizer.from_pretrained(paths.base_model)
+        pad_id = self.tokenizer.pad_token_id
+        self.pad_id = pad_id if pad_id is not None else self.tokenizer.eos_token_id
+        self.examples = load_sft_examples(
+            paths.train_file, self.tokenizer, config.max_length, config.include_explanation
+        )
+        self.total_steps = config.total_steps(len(self.examples))
+        self.settings = {
+            "variant": variant,
+            "adapter": adapter_config.to_dict(),
+            "training": config.to_dict(),
+        }
+        self.effective = variant_config(variant, adapter_config)
+
+        self.model = build(
+            variant, paths.base_model, adapter_config, self.precision, processes, config.seed
+        )
+        self.moe = isinstance(self.model, SparseDoctorModel)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            trainable, lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.scheduler = get_scheduler(
+            SCHEDULERS[config.scheduler], self.optimizer,
+            num_warmup_steps=config.warmup_steps, num_training_steps=self.total_steps,
+        )  # fmt: skip
+        self.ddp_model = wrap_ddp(self.model) if processes.distributed else self.model
+        self.autocast = torch.autocast(
+            processes.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
+        )
+
+    def fit(self) -> dict:
+        progress, checkpoint = self.resume()
+        main = self.processes.is_main
+        metrics_copy = checkpoint / "metrics.jsonl" if checkpoint else None
+        metrics = MetricsLog(self.paths.log_dir / "metrics.jsonl", metrics_copy) if main else None
+        bar = tqdm(
+            total=self.total_steps, initial=progress.step, desc=self.model_name, disable=not main
+        )
+        for step in range(progress.step, self.total_steps):
+            started = time.perf_counter()
+            record, tokens = self.step(step)
+            if metrics:
+                metrics.write(record)
+            bar.update()
+            bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}")
+            progress = Progress(
+                step + 1,
+                progress.tokens + tokens,
+                progress.wall_time_s + time.perf_counter() - started,
+                max(progress.peak_memory_bytes, record["peak_memory_bytes"]),
+            )
+            if progress.step % self.config.save_every == 0:
+                self.save_checkpoint(progress)
+            if os.environ.get(KILL_AFTER_STEP_ENV) == str(progress.step):
+                os.kill(os.getpid(), signal.SIGKILL)
+        bar.close()
+        if metrics:
+            metrics.close()
+        return self.finish(progress)
+
+    def step(self, step: int) -> tuple[dict, int]:
+        """One optimizer step (0-based `step`); returns its metrics line and its token count."""
+        started = time.perf_counter()
+        config, processes = self.config, self.processes
+        data = step_data(
+            self.examples, step, config.seed, config.batch_size, config.grad_accum,
+            processes.rank, processes.world_size, self.pad_id,
+        )  # fmt: skip
+        sums = self.forward_backward(data)
+        sums = distributed.sum_over_processes(sums, processes).tolist()  # the step's one host sync
+        record = self.step_record(step + 1, sums, data)
+        stop_if_not_finite(record, self.paths.checkpoint_dir)
+        record["lr"] = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        tokens = sum(data.real_tokens)
+        record["tokens_per_s"] = tokens / (time.perf_counter() - started)
+        record["peak_memory_bytes"] = peak_memory(processes.device)[0]
+        return {key: record[key] for key in METRIC_KEYS if key in record}, tokens
+
+    def forward_backward(self, data: StepData) -> torch.Tensor:
+        """Accumulate the gradients of this process's share of the step's micro-batches.
+
+        DDP averages gradients over processes, so this process's LM-loss sum is scaled by
+        world_size / (response tokens of the whole step). The auxiliary losses are per
+        micro-batch means, averaged over micro-batches (and, by DDP, over processes). Returns
+        the detached sums to log (see `micro_step_sums`), still on the device.
+        """
+        self.optimizer.zero_grad(set_to_none=True)
+        device, distributed_run = self.processes.device, self.processes.distributed
+        lm_scale = self.processes.world_size / data.response_tokens
+        micro_steps = len(data.micro_batches)
+        sums = []
+        for index, batch in enumerate(data.micro_batches):
+            batch = {key: tensor.to(device) for key, tensor in batch.items()}
+            # Gradients are all-reduced once per optimizer step, on its last micro-batch.
+            last = index == micro_steps - 1
+            with nullcontext() if last or not distributed_run else self.ddp_model.no_sync():
+                with self.autocast:
+                    output = self.ddp_model(
+                        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                    )
+                    lm_sum = F.cross_entropy(
+                        output.logits[:, :-1].flatten(0, 1).float(), batch["labels"][:, 1:].flatten(),
+                        ignore_index=IGNORE_INDEX, reduction="sum",
+                    )  # fmt: skip
+                    aux = self.model.aux_loss() if self.moe else None
+                loss = lm_sum * lm_scale + (aux / micro_steps if self.moe else 0)
+                loss.backward()
+            sums.append(self.micro_step_sums(lm_sum, aux, data.local_real_tokens[index]))
+        return torch.stack(sums).sum(dim=0)
+
+    def micro_step_sums(
+        self, lm_sum: torch.Tensor, aux: torch.Tensor | None, real_tokens: int
+    ) -> torch.Tensor:
+        """[LM-loss sum, lb, z, cl, weighted aux, per-layer expert load and router entropy], the
+        routing statistics weighted by the micro-batch's real tokens so that sums give token means."""
+        values = [lm_sum.detach().reshape(1)]
+        if self.moe:
+            losses = self.model.aux_losses()
+            stats = self.model.routing_stats().values()
+            values += [
+                torch.stack([losses["lb"], losses["z"], losses["cl"], aux]).detach(),
+                torch.stack([s["load"] for s in stats]).flatten() * real_tokens,
+                torch.stack([s["entropy"] for s in stats]) * real_tokens,
+            ]
+        return torch.cat([v.to(torch.float64) for v in values])
+
+    def step_record(self, step: int, sums: list[float], data: StepData) -> dict:
+        """The metrics of one optimizer step from the sums over its micro-batches and processes."""
+        lm_loss = sums[0] / data.response_tokens
+        record = {
+            "step": step,
+            "lm_loss": lm_loss,
+            "lb_loss": None,
+            "z_loss": None,
+            "cl_loss": None,
+        }
+        if not self.moe:
+            return {**record, "loss": lm_loss}
+        forwards = len(data.micro_batches) * self.processes.world_size
+        lb, z, cl, aux = (value / forwards for value in sums[1:5])
+        contrastive = self.effective.cl_weight > 0
+        record.update(lb_loss=lb, z_loss=z, cl_loss=cl if contrastive else None, loss=lm_loss + aux)
+        names, experts = list(self.model.adapted_layers), self.effective.num_experts
+        loads, entropies = sums[5 : 5 + len(names) * experts], sums[5 + len(names) * experts :]
+        real = sum(data.real_tokens)
+        record["router_entropy"] = {name: entropies[i] / real for i, name in enumerate(names)}
+        record["expert_load"] = {
+            name: [load / real for load in loads[i * experts : (i + 1) * experts]]
+            for i, name in enumerate(names)
+        }
+        return record
+
+    def resume(self) -> tuple[Progress, Path | None]:
+        """Restore the newest complete checkpoint, if any: how far it got, and its folder."""
+        checkpoint_dir = self.paths.checkpoint_dir
+        if self.processes.is_main:
+            remove_partial_checkpoints(checkpoint_dir)
+        path = latest_checkpoint(checkpoint_dir)
+        if path is None:
+            return Progress(), None
+        adapter, trainer, process, run_state = load_checkpoint(
+            path, self.processes, self.processes.device
+        )
+        check_same_settings(run_state["settings"], self.settings, path)
+        load_trainable_state(self.model, adapter, path / "adapter.safetensors")
+        if process["memory_queues"]:
+            self.model.load_queue_state_dict(process["memory_queues"], source=str(path))
+        self.optimizer.load_state_dict(trainer["optimizer"])
+        self.scheduler.load_state_dict(trainer["scheduler"])
+        if self.processes.is_main:
+            print(f"resuming from {path}", flush=True)
+        return Progress(**run_state["progress"]), path
+
+    def save_checkpoint(self, progress: Progress) -> None:
+        config = self.config
+        run_state = {
+            "progress": asdict(progress),
+            "data_position": {
+                "examples_seen": progress.step * config.grad_accum * config.batch_size,
+                "seed": config.seed,
+            },
+            "world_size": self.processes.world_size,
+            "settings": self.settings,
+        }
+        queues = self.model.queue_state_dict() if self.moe else {}
+        save_checkpoint(
+            self.paths.checkpoint_dir, progress.step, trainable_state(self.model),
+            {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()},
+            {"memory_queues": queues}, run_state, self.paths.log_dir / "metrics.jsonl",
+            config.keep_last, self.processes,
+        )  # fmt: skip
+
+    def finish(self, progress: Progress) -> dict:
+        """Write the final adapter and the summary (main process); every process returns it."""
+        peak = distributed.max_over_processes(progress.peak_memory_bytes, self.processes)
+        wall = max(progress.wall_time_s, 1e-9)
+        summary = {
+            "model": self.model_name,
+            "variant": self.variant,
+            "trainable_params": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
+            "total_params": sum(p.numel() for p in self.model.parameters()),
+            "steps": progress.step,
+            "tokens": progress.tokens,
+            "wall_time_s": progress.wall_time_s,
+            "tokens_per_s": progress.tokens / wall,
+            "step_time_s": wall / max(progress.step, 1),
+            "peak_memory_bytes": peak,
+            "peak_memory_kind": peak_memory(self.processes.device)[1],
+            "device": device_name(self.processes),
+            "num_processes": self.processes.world_size,
+            "precision": self.precision,
+            "config": {"adapter": self.effective.to_dict(), "training": self.config.to_dict()},
+        }
+        if self.processes.is_main:
+            save_final_model(self.model, self.tokenizer, self.paths.model_dir)
+            write_text(self.paths.log_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        distributed.barrier(self.processes)
+        return summary
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return precision
+
+
+def build(
+    variant: str,
+    base_model_dir: Path,
+    adapter_config: SparseDoctorConfig,
+    precision: str,
+    processes: Processes,
+    seed: int,
+) -> nn.Module:
+    """The variant on the device, in training mode. A bf16 run keeps the frozen base in bf16;
+    the adapters stay in float32 either way."""
+    base_dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    base_model, _ = load_base_model(base_model_dir, base_dtype, processes.device)
+    seed_everything(seed)  # the adapter's initial weights: the same on every process
+    model = build_model(variant, base_model, adapter_config).train()
+    seed_everything(seed + 1_000_003 * processes.rank)  # each process's own dropout and jitter
+    return model
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def wrap_ddp(model: nn.Module) -> DistributedDataParallel:
+    """DDP that leaves buffers alone: each process's memory queues are its own (and restored from
+    its own checkpoint file), so neither construction nor forwards may copy rank 0's over them.
+    `broadcast_buffers=False` is still the documented way to keep buffers rank-local."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="`broadcast_buffers` is deprecated", category=FutureWarning
+        )
+        return DistributedDataParallel(model, broadcast_buffers=False)
+
+
+def stop_if_not_finite(record: dict, checkpoint_dir: Path) -> None:
+    if math.isfinite(record["loss"]):
+        return
+    terms = ("lm_loss", "lb_loss", "z_loss", "cl_loss")
+    losses = ", ".join(f"{key}={record[key]}" for key in terms if record[key] is not None)
+    last_good = latest_checkpoint(checkpoint_dir)
+    raise NonFiniteLossError(
+        f"step {record['step']}: the loss is {record['loss']} ({losses}); stopped before the "
+        f"optimizer step. The last good checkpoint is {last_good or 'none (none was written yet)'}; "
+        "a rerun resumes from it. Lower training.lr or check the training data."
+    )
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
+
+
+@torch.no_grad()
+def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
+    targets = trainable_state(model)
+    if targets.keys() != state.keys():
+        differ = sorted(targets.keys() ^ state.keys())
+        raise ValueError(
+            f"{source}: trainable parameters differ from the model's, e.g. {differ[0]}"
+        )
+    for name, target in targets.items():
+        target.copy_(state[name])
+
+
+def check_same_settings(saved: dict, current: dict, path: Path) -> None:
+    """A checkpoint only resumes the run that wrote it: other settings would silently mix."""
+    current = json.loads(json.dumps(current))
+    differ = []
+    if saved["variant"] != current["variant"]:
+        differ.append(f"variant ({saved['variant']} -> {current['variant']})")
+    for section in ("adapter", "training"):
+        for key in sorted(saved[section].keys() | current[section].keys()):
+            old, new = saved[section].get(key), current[section].get(key)
+            if old != new and key not in NOT_CHECKED_ON_RESUME:
+                differ.append(f"{section}.{key} ({old!r} -> {new!r})")
+    if differ:
+        raise ValueError(
+            f"checkpoint {path} was written with other settings: {', '.join(differ)}. "
+            f"Restore them, or delete {path.parent} to train from scratch."
+        )
+
+
+def save_final_model(model: nn.Module, tokenizer, model_dir: Path) -> None:
+    """The adapter and the tokenizer, built in a temporary sibling and renamed into place."""
+    model_dir.parent.mkdir(parents=True, exist_ok=True)
+    for interrupted in model_dir.parent.glob(f".{model_dir.name}.*"):
+        shutil.rmtree(interrupted)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}.", dir=model_dir.parent))
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(model_dir, ignore_errors=True)
+    os.replace(tmp, model_dir)
+
+
+def device_name(processes: Processes) -> str:
+    device = processes.device
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return f"{processes.world_size} x {name}" if processes.distributed else name
