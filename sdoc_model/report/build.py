@@ -1,0 +1,118 @@
+"""Building a profile's whole report: tables, figures, provenance.json and REPORT.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from sdoc_model.report import plots
+from sdoc_model.report.document import report_markdown
+from sdoc_model.report.inputs import (
+    load_benchmarks,
+    load_scores,
+    load_training_log,
+    load_training_summaries,
+    require_inputs,
+)
+from sdoc_model.report.plan import AVERAGE, ReportPlan
+from sdoc_model.report.provenance import gather_provenance, write_provenance
+from sdoc_model.report.tables import (
+    Table,
+    efficiency_table,
+    ladder_table,
+    main_table,
+    score_columns,
+    sweep_table,
+    wide_scores,
+)
+
+
+def build_report(config: dict, results_dir: str | Path, checksums: dict[str, str] | None = None) -> list[Path]:
+    """Write every table, figure, provenance.json and REPORT.md into `results_dir`.
+
+    Raises MissingInputError, naming each missing file, before writing anything.
+    """
+    plan = ReportPlan.from_config(config, results_dir)
+    require_inputs(plan)
+    scores = load_scores(plan)
+    benchmarks = load_benchmarks(plan.results_dir)
+    summaries = load_training_summaries(plan) if plan.trained_models else None
+
+    tables = build_tables(plan, scores, summaries, benchmarks)
+    for table in tables.values():
+        table.write(plan.tables_dir)
+    with plots.report_style():
+        write_figures(plan, scores, summaries)
+
+    provenance = gather_provenance(config, checksums or {})
+    write_provenance(plan.provenance_path, provenance)
+    markdown = report_markdown(plan, tables, scores, summaries, benchmarks, provenance)
+    plan.report_path.write_text(markdown, encoding="utf-8")
+    return plan.outputs()
+
+
+def build_tables(
+    plan: ReportPlan, scores: pd.DataFrame, summaries: pd.DataFrame | None, benchmarks: pd.DataFrame
+) -> dict[str, Table]:
+    tables = [main_table(plan, scores)]
+    if plan.ladder:
+        tables.append(ladder_table(plan, scores))
+    tables += [sweep_table(plan, sweep, scores) for sweep in plan.sweeps if sweep.varied]
+    if summaries is not None:
+        tables.append(efficiency_table(plan, summaries, benchmarks))
+    return {table.name: table for table in tables}
+
+
+def write_figures(plan: ReportPlan, scores: pd.DataFrame, summaries: pd.DataFrame | None) -> None:
+    folder = plan.figures_dir
+    columns = score_columns(plan)
+    for sweep in plan.sweeps:
+        if sweep.varied:
+            models = [model for _, model in sweep.points]
+            footer = plots.evaluation_footer(scores[scores.model.isin(models)], list(plan.tasks))
+            figure = plots.sweep_figure(sweep, wide_scores(plan, scores, models), columns, footer)
+            plots.save_figure(figure, folder, f"sweep_{sweep.knob}")
+
+    curves = {}
+    # One log at a time: a long run's expert loads are large, only their mean is kept.
+    for model in plan.trained_models:
+        path = plan.train_metrics(model)
+        log = load_training_log(path)
+        if model in plan.moe_models:
+            figure = plots.expert_utilisation_figure(model, plots.mean_expert_load(log, str(path)), len(log))
+            plots.save_figure(figure, folder, f"expert_utilisation_{model}")
+        if model in plan.trained_variants:
+            curves[model] = [{key: record.get(key) for key in ("step", *plots.LOSS_LABELS)} for record in log]
+    if curves:
+        plots.save_figure(plots.training_curves_figure(curves), folder, "training_curves")
+
+    if "accuracy_vs_params" in plan.figure_names():
+        footer = plots.evaluation_footer(scores, plan.averaged_tasks)
+        points, base_average = params_points(plan, scores, summaries)
+        plots.save_figure(plots.accuracy_vs_params_figure(points, base_average, footer), folder, "accuracy_vs_params")
+
+
+def params_points(plan: ReportPlan, scores: pd.DataFrame, summaries: pd.DataFrame) -> tuple[pd.DataFrame, float | None]:
+    """Average accuracy against trainable parameters per model; and the base model's average."""
+    sweep_labels = {
+        model: f"{sweep.label}={value}"
+        for sweep in plan.sweeps
+        for value, model in sweep.points
+        if model not in plan.variants
+    }
+    models = plan.params_models
+    wide = wide_scores(plan, scores, models)
+    points = pd.DataFrame(
+        {
+            "label": [sweep_labels.get(model, model) for model in models],
+            "params": summaries.loc[models, "trainable_params"].to_numpy(),
+            "acc": wide[f"{AVERAGE}_acc"],
+            "stderr": wide[f"{AVERAGE}_stderr"],
+            "sweep": [model in sweep_labels for model in models],
+        }
+    )
+    base_average = None
+    if "base" in plan.variants:
+        base_average = wide_scores(plan, scores, ["base"])[f"{AVERAGE}_acc"].iloc[0]
+    return points, base_average

@@ -1,0 +1,160 @@
+"""REPORT.md: the tables and figures of a profile with how they were produced."""
+
+from __future__ import annotations
+
+import pandas as pd
+import yaml
+
+from sdoc_model.report.plan import FULL_METHOD, LADDER, ReportPlan
+from sdoc_model.report.tables import Table, bytes_text, duration_text, protocol_note
+
+EXPERT_LOAD_NOTE = (
+    "Share of routed tokens each expert received, per adapted layer, averaged over the logged "
+    "training steps. Colours diverge at the uniform share 1/E: red experts are over-used, blue "
+    "ones starved; a collapsed router shows as one red column."
+)
+
+
+def report_markdown(
+    plan: ReportPlan,
+    tables: dict[str, Table],
+    scores: pd.DataFrame,
+    summaries: pd.DataFrame | None,
+    benchmarks: pd.DataFrame,
+    provenance: dict,
+) -> str:
+    main_scores = scores[scores.model.isin(plan.main_models)]
+    sections = [
+        f"# SparseDoctor results: profile `{plan.profile}`",
+        _protocol_box(plan, main_scores),
+        _generated_line(provenance),
+        "## Main results",
+        tables["main"].markdown(),
+        "## Ablations",
+        *_ladder_section(plan, tables),
+        *_sweep_sections(plan, tables),
+        *_training_sections(plan, tables),
+        "## Provenance",
+        *_provenance_sections(provenance, summaries, benchmarks),
+    ]
+    return "\n\n".join(section.rstrip("\n") for section in sections) + "\n"
+
+
+def _protocol_box(plan: ReportPlan, scores: pd.DataFrame) -> str:
+    box = f"> **Evaluation protocol.** {protocol_note(plan, scores)}"
+    if (scores.n_evaluated < scores.n_available).any():
+        box += (
+            "\n>\n> Every number below comes from the first questions of each test set only "
+            "(a smoke-test or demo run); with so few questions, differences between models are "
+            "mostly noise. The `paper` profile runs the full protocol."
+        )
+    return box
+
+
+def _generated_line(provenance: dict) -> str:
+    git = provenance["git"]
+    commit = f"commit `{git['commit'][:12]}`" if git["commit"] else "an unknown commit"
+    dirty = " with uncommitted changes" if git["dirty"] else ""
+    return f"Generated {provenance['generated_at']} from {commit}{dirty} by `sdoc_model.report`."
+
+
+def _figure(name: str, caption: str) -> str:
+    return f"![{caption}](figures/{name}.png)\n\n*{caption}* ([PDF](figures/{name}.pdf))"
+
+
+def _ladder_section(plan: ReportPlan, tables: dict[str, Table]) -> list[str]:
+    if "ablation_variants" not in tables:
+        return ["### Variant ladder", f"Not in this profile: it needs {FULL_METHOD} and another of {', '.join(LADDER)}."]
+    return [
+        "### Variant ladder",
+        "Each rung adds one ingredient: dense soft routing, then top-k sparse routing, then the "
+        "contrastive routing loss (in-batch), then the expert memory queue (the full method).",
+        tables["ablation_variants"].markdown(),
+    ]
+
+
+def _sweep_sections(plan: ReportPlan, tables: dict[str, Table]) -> list[str]:
+    if not plan.sweeps:
+        return ["### Sweeps", "No sweeps in this profile."]
+    sections = []
+    for sweep in plan.sweeps:
+        sections.append(f"### Sweep over {sweep.label} (`{sweep.knob}`)")
+        if sweep.varied:
+            sections += [
+                tables[f"ablation_{sweep.knob}"].markdown(),
+                _figure(f"sweep_{sweep.knob}", f"Accuracy against {sweep.label}; error bars: \u00b11 standard error"),
+            ]
+        else:
+            values = ", ".join(str(value) for value, _ in sweep.points)
+            sections.append(f"Only one value ({values}) in this profile, so there is no sweep table or plot.")
+    return sections
+
+
+def _training_sections(plan: ReportPlan, tables: dict[str, Table]) -> list[str]:
+    if not plan.trained_models:
+        return ["## Training", "No trained models in this profile."]
+    figures = set(plan.figure_names())
+    sections = ["## Training", "### Efficiency", tables["efficiency"].markdown()]
+    if "accuracy_vs_params" in figures:
+        sections += [
+            "### Accuracy against trainable parameters",
+            _figure("accuracy_vs_params", "Average accuracy against trainable parameters (log scale) of "
+                    "the trained variants and the sweep points that change the parameter count (E); "
+                    "the dashed line is the untrained base model"),
+        ]
+    if "training_curves" in figures:
+        sections += ["### Training curves", _figure("training_curves", "Training losses per variant")]
+    if plan.moe_models:
+        sections += ["### Expert utilisation", EXPERT_LOAD_NOTE]
+        sections += [
+            _figure(f"expert_utilisation_{model}", f"Mean expert load of {model}")
+            for model in plan.moe_models
+            if model in plan.variants
+        ]
+        sweep_models = [model for model in plan.moe_models if model not in plan.variants]
+        if sweep_models:
+            links = ", ".join(f"[{model}](figures/expert_utilisation_{model}.png)" for model in sweep_models)
+            sections.append(f"Sweep points: {links}.")
+    return sections
+
+
+def _provenance_sections(provenance: dict, summaries: pd.DataFrame | None, benchmarks: pd.DataFrame) -> list[str]:
+    host = provenance["host"]
+    packages = "\n".join(f"| {name} | {version or 'not installed'} |" for name, version in provenance["packages"].items())
+    devices = ", ".join(sorted(set(summaries.device))) if summaries is not None else "none (no training)"
+    sections = [
+        "### Software and hardware",
+        f"| package | version |\n|:--|:--|\n| python | {provenance['python']} |\n{packages}",
+        f"Report built on {host['platform']}, CPU {host['cpu']} ({host['cpu_count']} cores), "
+        f"GPUs: {', '.join(host['gpus']) or 'none'}. Training ran on: {devices}.",
+        "### Compute",
+        _compute_summary(benchmarks),
+        "### Data checksums",
+        _checksums(provenance["data_checksums"]),
+        "### Config",
+        f"```yaml\n{yaml.safe_dump(provenance['config'], sort_keys=False, allow_unicode=True)}```",
+        "The full record is in [provenance.json](provenance.json).",
+    ]
+    return sections
+
+
+def _compute_summary(benchmarks: pd.DataFrame) -> str:
+    if benchmarks.empty:
+        return "No Snakemake benchmark files found, so no compute totals."
+    per_rule = benchmarks.groupby("rule").agg(jobs=("job", "nunique"), seconds=("s", "sum"), max_rss=("max_rss", "max"))
+    rows = "\n".join(
+        f"| {row.Index} | {row.jobs} | {duration_text(row.seconds)} | {bytes_text(row.max_rss * 2**20)} |"
+        for row in per_rule.itertuples()
+    )
+    return (
+        f"Total wall time of the {per_rule.jobs.sum()} benchmarked jobs: "
+        f"**{duration_text(benchmarks.s.sum())}** (summed over jobs; parallel jobs overlap in real time).\n\n"
+        f"| rule | jobs | wall time | max RSS |\n|:--|--:|--:|--:|\n{rows}"
+    )
+
+
+def _checksums(checksums: dict[str, str]) -> str:
+    if not checksums:
+        return "No data checksums were supplied (pass `--checksums FILE.json`)."
+    rows = "\n".join(f"| `{name}` | `{digest}` |" for name, digest in checksums.items())
+    return f"| file | sha256 |\n|:--|:--|\n{rows}"

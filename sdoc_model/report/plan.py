@@ -1,0 +1,209 @@
+"""What a profile's report contains and where its inputs and outputs live.
+
+Everything that depends only on the config (which models go in which table, which knobs get
+a sweep plot, every input and output path) is decided here, so the Snakemake rule, the
+report builder and the tests agree on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sdoc_model.experiments import SWEEP_LABELS, ModelSpec, model_specs, sweep_points
+
+TASK_LABELS = {
+    "cmb": "CMB",
+    "cmexam": "CMExam",
+    "cmmlu_med": "CMMLU-Med",
+    "cmb_gen": "CMB (gen)",
+    "cmexam_gen": "CMExam (gen)",
+}
+# The metric key lm-eval writes for each task: "<metric>,<filter>" (the tasks set no filter).
+TASK_METRICS = {
+    "cmb": "acc,none",
+    "cmexam": "acc,none",
+    "cmmlu_med": "acc,none",
+    "cmb_gen": "exact_match,none",
+    "cmexam_gen": "exact_match,none",
+}
+# The paper's headline average is over the three multiple-choice benchmarks.
+AVERAGED_TASKS = ("cmb", "cmexam", "cmmlu_med")
+AVERAGE = "average"
+
+# The ablation ladder, each rung adding one ingredient; the last is the full method.
+LADDER = ("lora_moe_dense", "lora_moe", "sparsedoctor_noqueue", "sparsedoctor")
+FULL_METHOD = LADDER[-1]
+MOE_VARIANTS = frozenset(LADDER)
+VARIANT_DESCRIPTIONS = {
+    "base": "base model, no training",
+    "lora": "PEFT LoRA, rank k\u00b7r",
+    "lora_moe_dense": "LoRA-MoE, soft routing over all experts",
+    "lora_moe": "LoRA-MoE, top-k routing",
+    "sparsedoctor_noqueue": "+ contrastive routing loss, in-batch",
+    "sparsedoctor": "+ expert memory queue (full method)",
+}
+
+# Sweeps over these knobs change the number of trainable parameters (the others only retune).
+SIZE_KNOBS = frozenset({"num_experts"})
+
+# The Snakemake rule whose `benchmark:` files time the training jobs.
+TRAIN_RULE = "train"
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One swept knob: (value, model name) pairs in increasing value."""
+
+    knob: str
+    points: tuple[tuple[Any, str], ...]
+    default: Any
+
+    @property
+    def label(self) -> str:
+        return SWEEP_LABELS[self.knob]
+
+    @property
+    def varied(self) -> bool:
+        """A sweep needs two values to show a trend; one value gets a note instead."""
+        return len(self.points) >= 2
+
+
+@dataclass(frozen=True)
+class ReportPlan:
+    profile: str
+    results_dir: Path
+    tasks: tuple[str, ...]
+    specs: dict[str, ModelSpec]
+    variants: tuple[str, ...]
+    sweeps: tuple[Sweep, ...]
+
+    @classmethod
+    def from_config(cls, config: dict, results_dir: str | Path) -> ReportPlan:
+        unknown = [task for task in config["evaluation"]["tasks"] if task not in TASK_METRICS]
+        if unknown:
+            raise ValueError(f"evaluation.tasks: no report metric for {unknown}; expected tasks among {sorted(TASK_METRICS)}")
+        return cls(
+            profile=config["profile"],
+            results_dir=Path(results_dir),
+            tasks=tuple(config["evaluation"]["tasks"]),
+            specs=model_specs(config),
+            variants=tuple(config["variants"]),
+            sweeps=_sweeps(config),
+        )
+
+    # Which models go where.
+    @property
+    def main_models(self) -> list[str]:
+        """Variants and external models; sweep points have their own tables."""
+        return [name for name, spec in self.specs.items() if name in self.variants or spec.kind == "external"]
+
+    @property
+    def ladder(self) -> list[str]:
+        """The ablation ladder's variants in this profile; empty without the full method."""
+        rungs = [variant for variant in LADDER if variant in self.variants]
+        return rungs if FULL_METHOD in rungs and len(rungs) > 1 else []
+
+    @property
+    def trained_models(self) -> list[str]:
+        return [name for name, spec in self.specs.items() if spec.trained]
+
+    @property
+    def trained_variants(self) -> list[str]:
+        return [name for name in self.trained_models if name in self.variants]
+
+    @property
+    def moe_models(self) -> list[str]:
+        return [name for name in self.trained_models if self.specs[name].variant in MOE_VARIANTS]
+
+    @property
+    def params_models(self) -> list[str]:
+        """Trained variants and the sweep points that change the trainable parameter count."""
+        resized = {model for sweep in self.sweeps if sweep.knob in SIZE_KNOBS for _, model in sweep.points}
+        return [name for name in self.trained_models if name in self.variants or name in resized]
+
+    @property
+    def averaged_tasks(self) -> list[str]:
+        return [task for task in self.tasks if task in AVERAGED_TASKS]
+
+    # Inputs.
+    def eval_json(self, model: str, task: str) -> Path:
+        return self.results_dir / "eval" / model / f"{task}.json"
+
+    def train_summary(self, model: str) -> Path:
+        return self.results_dir / "train" / model / "summary.json"
+
+    def train_metrics(self, model: str) -> Path:
+        return self.results_dir / "train" / model / "metrics.jsonl"
+
+    def train_benchmark(self, model: str) -> Path:
+        return self.results_dir / "benchmarks" / TRAIN_RULE / f"{model}.tsv"
+
+    def result_inputs(self) -> dict[Path, str]:
+        """Evaluation and training outputs the report reads, each with what produces it."""
+        inputs = {
+            self.eval_json(model, task): f"lm-eval result of model {model!r} on task {task!r}"
+            for model in self.specs
+            for task in self.tasks
+        }
+        for model in self.trained_models:
+            inputs[self.train_summary(model)] = f"training summary of model {model!r}"
+            inputs[self.train_metrics(model)] = f"training metrics log of model {model!r}"
+        return inputs
+
+    def benchmark_inputs(self) -> dict[Path, str]:
+        """Snakemake writes these next to a training job's outputs (the rule's `benchmark:`)."""
+        return {
+            self.train_benchmark(model): f"Snakemake benchmark of the {TRAIN_RULE!r} job of model {model!r}"
+            for model in self.trained_models
+        }
+
+    # Outputs.
+    @property
+    def tables_dir(self) -> Path:
+        return self.results_dir / "tables"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.results_dir / "figures"
+
+    @property
+    def report_path(self) -> Path:
+        return self.results_dir / "REPORT.md"
+
+    @property
+    def provenance_path(self) -> Path:
+        return self.results_dir / "provenance.json"
+
+    def table_names(self) -> list[str]:
+        names = ["main"]
+        if self.ladder:
+            names.append("ablation_variants")
+        names += [f"ablation_{sweep.knob}" for sweep in self.sweeps if sweep.varied]
+        if self.trained_models:
+            names.append("efficiency")
+        return names
+
+    def figure_names(self) -> list[str]:
+        names = [f"sweep_{sweep.knob}" for sweep in self.sweeps if sweep.varied]
+        names += [f"expert_utilisation_{model}" for model in self.moe_models]
+        if self.trained_variants:
+            names.append("training_curves")
+        if self.trained_models and self.averaged_tasks:
+            names.append("accuracy_vs_params")
+        return names
+
+    def outputs(self) -> list[Path]:
+        tables = [self.tables_dir / f"{name}.{ext}" for name in self.table_names() for ext in ("csv", "md", "tex")]
+        figures = [self.figures_dir / f"{name}.{ext}" for name in self.figure_names() for ext in ("png", "pdf")]
+        return [*tables, *figures, self.provenance_path, self.report_path]
+
+
+def _sweeps(config: dict) -> tuple[Sweep, ...]:
+    by_knob: dict[str, dict[Any, str]] = {}
+    for knob, value, model in sweep_points(config):
+        by_knob.setdefault(knob, {})[value] = model
+    return tuple(
+        Sweep(knob, tuple(sorted(points.items())), config["adapter"][knob]) for knob, points in by_knob.items()
+    )
