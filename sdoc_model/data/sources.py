@@ -5,7 +5,7 @@ of its bytes. The downloader (download.py) accepts a file only if its sha256 mat
 
 Where the hashes come from:
 
-* Files in the offline mirror (shared/benchdata): commit, path and sha256 are copied from its
+* Files in the offline mirror (see SDOC_MIRROR): commit, path and sha256 are copied from its
   MANIFEST.tsv, and the tests check them against the mirror.
 * CMB-Exam test questions (Hugging Face revision 935fbc09...) and the three official CMExam
   CSVs (GitHub commit fadb22c8...): not in the mirror and not reachable from the machine this
