@@ -9,6 +9,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,3 +27,21 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from sdoc_model.base_models import prepare_tiny_model
 
     return prepare_tiny_model(tmp_path_factory.mktemp("models") / "tiny", SAMPLE_TEXTS * 20)
+
+
+@pytest.fixture
+def single_thread():
+    """Bitwise comparisons across processes need the same GEMM blocking on both sides, and
+    tiny models run faster on one thread than on two busy ones."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    """The offline copy of the benchmark files; CI has it beside the clone."""
+    folder = Path(os.environ.get("SDOC_MIRROR") or REPO.parent / "shared" / "benchdata")
+    assert (folder / "MANIFEST.tsv").is_file(), f"no benchmark mirror at {folder}; set SDOC_MIRROR"
+    return folder

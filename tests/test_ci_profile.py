@@ -16,13 +16,12 @@ from sdoc_model.report.plan import ReportPlan
 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-MIRROR = Path(os.environ.get("SDOC_MIRROR") or REPO.parent / "shared" / "benchdata")
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     command = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "-d", str(workdir),
                "--configfile", str(workdir / "config" / "ci.yaml"), "--cores", "2", *args]
-    env = {**os.environ, "SDOC_MIRROR": str(MIRROR), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "SDOC_MIRROR": str(workdir / "mirror"), "HF_HUB_OFFLINE": "1"}
     return subprocess.run(command, capture_output=True, text=True, env=env)
 
 
@@ -32,10 +31,10 @@ def planned_rules(dry_run_output: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def ci_run(tmp_path_factory):
-    assert MIRROR.is_dir(), f"the benchmark mirror {MIRROR} is missing (set SDOC_MIRROR)"
+def ci_run(tmp_path_factory, mirror):
     workdir = tmp_path_factory.mktemp("ci_profile")
     shutil.copytree(REPO / "config", workdir / "config")
+    (workdir / "mirror").symlink_to(mirror)
     run = snakemake(workdir)
     assert run.returncode == 0, run.stderr[-5000:]
     return workdir

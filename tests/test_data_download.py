@@ -3,7 +3,6 @@
 import csv
 import hashlib
 import http.server
-import os
 import threading
 import urllib.error
 from pathlib import Path
@@ -28,16 +27,8 @@ from sdoc_model.data.sources import (
     mirror_path,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-MIRROR = Path(os.environ.get("SDOC_MIRROR") or REPO.parent / "shared" / "benchdata")
 DEMO_DATASETS = ["cmb_xmed", "cmb_xmed_dev", "cmexam_xmed", "cmexam_xmed_dev", "cmmlu_med",
                  "cmmlu_med_dev", "cmexam_val_xlsx"]
-
-
-@pytest.fixture(scope="module")
-def mirror() -> Path:
-    assert (MIRROR / "MANIFEST.tsv").is_file(), f"no benchmark mirror at {MIRROR}; set SDOC_MIRROR"
-    return MIRROR
 
 
 def _sha256(data: bytes) -> str:

@@ -2,7 +2,6 @@
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -20,15 +19,7 @@ from sdoc_model.data.sources import (
     CMMLU_MED_SUBJECTS,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-MIRROR = Path(os.environ.get("SDOC_MIRROR") or REPO.parent / "shared" / "benchdata")
 SMALL_DEMO_SETS = ["cmb_xmed", "cmexam_xmed", "cmmlu_med", "cmmlu_med_dev"]
-
-
-@pytest.fixture(scope="module")
-def mirror() -> Path:
-    assert (MIRROR / "MANIFEST.tsv").is_file(), f"no benchmark mirror at {MIRROR}; set SDOC_MIRROR"
-    return MIRROR
 
 
 @pytest.fixture(scope="module")

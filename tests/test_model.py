@@ -25,13 +25,7 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Bitwise comparisons across processes need the same GEMM blocking on both sides."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
