@@ -24,3 +24,5 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         f"{RESULTS}/REPORT.md",
+        # Every evaluation is a target too, so deleting one reruns it and the report.
+        expand(f"{RESULTS}/eval/{{model}}/{{task}}.json", model=MODELS, task=TASKS),
