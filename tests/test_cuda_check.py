@@ -5,19 +5,16 @@ import json
 from synthetic import synthetic_data
 
 from sdoc_model import cuda_check
+from sdoc_model.data.atomic import write_jsonl
 
 
 def test_every_stage_of_the_check_runs_and_is_recorded(tmp_path):
     data = tmp_path / "data"
     (data / "eval").mkdir(parents=True)
     for name, rows in synthetic_data().items():
-        lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-        (data / "eval" / name).write_text(lines, encoding="utf-8")
+        write_jsonl(data / "eval" / name, rows)
     train_rows = synthetic_data()["cmexam.jsonl"] * 4
-    (data / "train.jsonl").write_text(
-        "".join(json.dumps({**row, "id": f"train-{i}"}, ensure_ascii=False) + "\n"
-                for i, row in enumerate(train_rows)), encoding="utf-8",
-    )  # fmt: skip
+    write_jsonl(data / "train.jsonl", ({**row, "id": f"train-{i}"} for i, row in enumerate(train_rows)))
     cuda_check.main([
         "--data", str(data), "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out"),
         "--steps", "2", "--limit", "2", "--shape", "tiny",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sdoc_model.data.__main__ import main
+from sdoc_model.data.atomic import write_jsonl
 from sdoc_model.data.leakage import NearDuplicateIndex, canonical, check_leakage
 from sdoc_model.data.schema import load_records
 
@@ -21,8 +22,7 @@ def _record(record_id, question, options=("甲", "乙", "丙", "丁"), benchmark
 
 
 def _write(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                    encoding="utf-8")
+    write_jsonl(path, records)
     return path
 
 

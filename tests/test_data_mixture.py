@@ -1,11 +1,11 @@
 """The training mixture: validated inputs, per-source caps, seeded shuffle, atomic output."""
 
-import json
 from pathlib import Path
 
 import pytest
 
 from sdoc_model.data.__main__ import main
+from sdoc_model.data.atomic import write_jsonl
 from sdoc_model.data.mixture import MixtureInput, build_mixture
 from sdoc_model.data.schema import SchemaError, load_records
 
@@ -18,8 +18,7 @@ def _record(record_id: str, question: str = "下列哪项正确", split: str = "
 
 
 def _write(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                    encoding="utf-8")
+    write_jsonl(path, records)
     return path
 
 

@@ -13,6 +13,7 @@ from synthetic import synthetic_data
 
 from sdoc_model.answers import answer_choices
 from sdoc_model.base_models import prepare_tiny_model
+from sdoc_model.data.atomic import write_jsonl
 from sdoc_model.prompts import (
     CMMLU_SUBJECTS,
     describe,
@@ -42,8 +43,7 @@ task_utils = _load_task_utils()
 def data_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("eval_data")
     for name, rows in synthetic_data().items():
-        lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-        (folder / name).write_text("".join(lines), encoding="utf-8")
+        write_jsonl(folder / name, rows)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SDOC_DATA_DIR", str(folder))
         for name, value in OFFLINE.items():

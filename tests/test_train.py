@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from sdoc_model.data.atomic import write_jsonl
 from sdoc_model.train import NonFiniteLossError, train
 from sdoc_model.train.loop import KILL_AFTER_STEP_ENV
 
@@ -55,7 +56,7 @@ def train_file(tmp_path_factory):
         for i in range(16)
     ]
     path = tmp_path_factory.mktemp("data") / "train.jsonl"
-    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    write_jsonl(path, rows)
     return path
 
 
