@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import DISPATCH_MODES
-from .losses import supervised_contrastive_loss
+from .losses import gather_over_processes, supervised_contrastive_loss
 from .memory_queue import ExpertMemoryQueue
 
 
@@ -19,9 +19,12 @@ class RoutingContext:
     """State shared by every adapted layer of one model, set by the wrapper around each forward.
 
     `token_mask` is (batch, seq) with 1 for real tokens and 0 for padding, or None for "all real".
+    `across_processes`: in data-parallel training, the routing losses and the memory queues
+    cover the global batch of every process (see sdoc_model.losses), as in a one-process run.
     """
 
     token_mask: torch.Tensor | None = None
+    across_processes: bool = False
 
 
 @dataclass
@@ -197,6 +200,9 @@ class LoRAMoELinear(nn.Module):
         features, labels = self._expert_representations(
             gated_codes.view(*batch_shape, -1), gates.view(*batch_shape, -1), mask
         )
+        if self.routing_context.across_processes:
+            # Every process then computes the loss of the global batch and enqueues the same rows.
+            features, labels = gather_over_processes(features), gather_over_processes(labels)
         queue = self.memory_queue
         if queue is None:
             return supervised_contrastive_loss(features, labels, self.cl_temperature)

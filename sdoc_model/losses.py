@@ -3,19 +3,45 @@
 The router functions take per-token tensors with the tokens on the second-to-last axis,
 (..., N, E), and any leading axes (e.g. one per layer, to treat every layer in one op); the
 optional `token_mask` (N,) is 1 for real tokens and 0 for padding, which is left out.
+
+With `across_processes`, the token means run over the tokens of every process of the default
+process group (data-parallel training), so that each process computes the loss of the whole
+global batch, as one process would. The collectives are differentiable: each process's
+backward sums the gradients of all processes' (identical) losses, and DDP's gradient mean
+brings that back to the gradient of the one loss.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
+import torch.distributed._functional_collectives as collectives  # torch's differentiable ones
 
 
-def masked_mean(values: torch.Tensor, token_mask: torch.Tensor | None) -> torch.Tensor:
+def masked_mean(
+    values: torch.Tensor, token_mask: torch.Tensor | None, across_processes: bool = False
+) -> torch.Tensor:
     """Mean over the last axis (N tokens) of `values`, real tokens only."""
+    if across_processes:
+        real = token_mask if token_mask is not None else values.new_ones(values.shape[-1])
+        weights = real.to(values.dtype)
+        count = sum_over_processes(weights.sum().detach())
+        return sum_over_processes(values @ weights) / count.clamp_min(1)
     if token_mask is None:
         return values.mean(dim=-1)
     weights = token_mask.to(values.dtype) / token_mask.sum().clamp_min(1)
     return values @ weights
+
+
+def sum_over_processes(tensor: torch.Tensor) -> torch.Tensor:
+    """Differentiable all-reduce sum over the default process group (a new tensor)."""
+    return collectives.all_reduce(tensor, "sum", dist.group.WORLD)
+
+
+def gather_over_processes(tensor: torch.Tensor) -> torch.Tensor:
+    """Differentiable all-gather over the default process group: the processes' rows in rank
+    order, which is the global batch's order (every process holds an equal slice of it)."""
+    return collectives.all_gather_single_autograd(tensor, 0, dist.group.WORLD)
 
 
 def routing_dispatch(probs: torch.Tensor, top_idx: torch.Tensor | None) -> torch.Tensor:
@@ -27,24 +53,29 @@ def routing_dispatch(probs: torch.Tensor, top_idx: torch.Tensor | None) -> torch
     return torch.zeros_like(probs).scatter_(-1, top_idx, 1.0 / top_k)
 
 
-def expert_load(probs: torch.Tensor, top_idx: torch.Tensor | None, token_mask=None) -> torch.Tensor:
+def expert_load(
+    probs: torch.Tensor, top_idx: torch.Tensor | None, token_mask=None, across_processes: bool = False
+) -> torch.Tensor:
     """Fraction of routed (token, slot) pairs each expert received (..., E)."""
-    return masked_mean(routing_dispatch(probs, top_idx).transpose(-1, -2), token_mask)
+    return masked_mean(routing_dispatch(probs, top_idx).transpose(-1, -2), token_mask, across_processes)
 
 
-def load_balancing_loss(probs: torch.Tensor, top_idx: torch.Tensor | None, token_mask=None) -> torch.Tensor:
+def load_balancing_loss(
+    probs: torch.Tensor, top_idx: torch.Tensor | None, token_mask=None, across_processes: bool = False
+) -> torch.Tensor:
     """Switch Transformer balance loss `E * sum_e f_e * P_e` (...,); 1 when perfectly balanced.
 
     f_e (the expert load) is a count and carries no gradient, as in Switch; P_e, the mean
     router probability, does.
     """
-    mean_prob = masked_mean(probs.transpose(-1, -2), token_mask)
-    return probs.shape[-1] * (expert_load(probs, top_idx, token_mask) * mean_prob).sum(dim=-1)
+    mean_prob = masked_mean(probs.transpose(-1, -2), token_mask, across_processes)
+    load = expert_load(probs, top_idx, token_mask, across_processes)
+    return probs.shape[-1] * (load * mean_prob).sum(dim=-1)
 
 
-def router_z_loss(router_logits: torch.Tensor, token_mask=None) -> torch.Tensor:
+def router_z_loss(router_logits: torch.Tensor, token_mask=None, across_processes: bool = False) -> torch.Tensor:
     """ST-MoE z-loss: mean squared log-partition function of the router logits (...,)."""
-    return masked_mean(router_logits.logsumexp(dim=-1).square(), token_mask)
+    return masked_mean(router_logits.logsumexp(dim=-1).square(), token_mask, across_processes)
 
 
 def router_entropy(probs: torch.Tensor, token_mask=None) -> torch.Tensor:

@@ -75,7 +75,8 @@ class SparseDoctorModel(nn.Module):
     `forward` returns the base model's output (its `.loss` is the LM loss); afterwards
     `aux_losses()` holds the load-balancing, z- and contrastive losses of that forward and
     `aux_loss()` their weighted sum to add to the LM loss. Padding (attention_mask == 0) is left
-    out of every routing loss and statistic.
+    out of every routing loss and statistic. Under DDP, set `routing_context.across_processes`
+    so that the losses cover the global batch (the statistics stay per process).
     """
 
     def __init__(self, base_model: nn.Module, config: SparseDoctorConfig):
@@ -120,10 +121,10 @@ class SparseDoctorModel(nn.Module):
         """Mean over adapted layers of the load-balancing (`lb`) and router z (`z`) losses, and
         mean over contrastive layers of the contrastive loss (`cl`, 0 when none ran)."""
         logits, probs, top_idx, cl_terms = self._stacked_routing()
-        mask = self._last_token_mask
+        mask, across_processes = self._last_token_mask, self.routing_context.across_processes
         return {
-            "lb": load_balancing_loss(probs, top_idx, mask).mean(),
-            "z": router_z_loss(logits, mask).mean(),
+            "lb": load_balancing_loss(probs, top_idx, mask, across_processes).mean(),
+            "z": router_z_loss(logits, mask, across_processes).mean(),
             "cl": torch.stack(cl_terms).mean() if cl_terms else logits.new_zeros(()),
         }
 

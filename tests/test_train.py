@@ -182,15 +182,15 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
 
 
 def test_two_gloo_processes_follow_the_one_process_curve(tiny_model_dir, train_file, tmp_path):
-    # Exact for the LM loss and the routing statistics. The router and contrastive losses are
-    # still computed per process (the layers do not reduce over processes), so they are off here.
+    # SparseDoctor with every loss on, weighted up: the router and contrastive losses and the
+    # memory queues cover the global batch of both processes, as they do in one process.
     settings = {
-        "adapter": {"lb_weight": 0.0, "z_weight": 0.0},
+        "adapter": {"lb_weight": 0.1, "z_weight": 0.01, "cl_weight": 0.5},
         "training": {"max_steps": 4, "grad_accum": 2, "save_every": 2},
     }
-    one = run(tiny_model_dir, train_file, tmp_path / "one", "lora_moe", **settings)
+    one = run(tiny_model_dir, train_file, tmp_path / "one", "sparsedoctor", **settings)
     two = run(
-        tiny_model_dir, train_file, tmp_path / "two", "lora_moe",
+        tiny_model_dir, train_file, tmp_path / "two", "sparsedoctor",
         settings["adapter"], {**settings["training"], "num_processes": 2},
     )  # fmt: skip
 
@@ -198,12 +198,24 @@ def test_two_gloo_processes_follow_the_one_process_curve(tiny_model_dir, train_f
     for single, double in zip(
         read_metrics(tmp_path / "one"), read_metrics(tmp_path / "two"), strict=True
     ):
-        assert double["lm_loss"] == pytest.approx(single["lm_loss"], rel=1e-5)
+        for loss in ("lm_loss", "lb_loss", "z_loss", "cl_loss"):
+            assert double[loss] == pytest.approx(single[loss], rel=1e-5), loss
         for layer, load in single["expert_load"].items():
             assert double["expert_load"][layer] == pytest.approx(load, abs=1e-5)
             assert double["router_entropy"][layer] == pytest.approx(
                 single["router_entropy"][layer], rel=1e-5
             )
+    # Adam turns float noise in near-zero gradients into lr-sized steps: up to ~1e-4 here, while
+    # per-process routing losses put the adapters ~2e-2 apart.
     expected = load_file(tmp_path / "one" / "model" / "adapter_model.safetensors")
     actual = load_file(tmp_path / "two" / "model" / "adapter_model.safetensors")
-    assert all(torch.allclose(expected[key], actual[key], atol=1e-5) for key in expected)
+    assert all(torch.allclose(expected[key], actual[key], atol=3e-4) for key in expected)
+    # The queues hold the same rows in the same slots: both processes enqueue the global batch.
+    expected = load_file(tmp_path / "one" / "model" / "memory_queues.safetensors")
+    actual = load_file(tmp_path / "two" / "model" / "memory_queues.safetensors")
+    assert expected.keys() == actual.keys()
+    for key, tensor in expected.items():
+        if tensor.is_floating_point():
+            assert torch.allclose(tensor, actual[key], atol=1e-4), key
+        else:  # labels, write pointer, fill count
+            assert torch.equal(tensor, actual[key]), key

@@ -7,8 +7,9 @@ and every `save_every` steps checkpointed. The final adapter is written at the e
 
 The LM loss is a mean over every response token of the optimizer step, on all processes
 together, so N processes with batch b/N each follow the same curve as one process with batch b.
-The router and contrastive losses (and the memory queues) are still per process: the layers
-compute them over the process's own micro-batch, and DDP averages their gradients.
+The router and contrastive losses and the memory queues cover the global micro-batch too:
+the layers gather over processes (sdoc_model.losses), so every process computes the same
+auxiliary losses and enqueues the same rows.
 """
 
 from __future__ import annotations
@@ -167,6 +168,8 @@ class Trainer:
             variant, paths.base_model, adapter_config, self.precision, processes, config.seed
         )
         self.moe = isinstance(self.model, SparseDoctorModel)
+        if self.moe:
+            self.model.routing_context.across_processes = processes.distributed
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
             trainable, lr=config.lr, weight_decay=config.weight_decay
@@ -234,9 +237,10 @@ class Trainer:
         """Accumulate the gradients of this process's share of the step's micro-batches.
 
         DDP averages gradients over processes, so this process's LM-loss sum is scaled by
-        world_size / (response tokens of the whole step). The auxiliary losses are per
-        micro-batch means, averaged over micro-batches (and, by DDP, over processes). Returns
-        the detached sums to log (see `micro_step_sums`), still on the device.
+        world_size / (response tokens of the whole step). The auxiliary losses are means over
+        each global micro-batch (every process computes the same ones, see
+        sdoc_model.losses), averaged over micro-batches. Returns the detached sums to log (see
+        `micro_step_sums`), still on the device.
         """
         self.optimizer.zero_grad(set_to_none=True)
         device, distributed_run = self.processes.device, self.processes.distributed
