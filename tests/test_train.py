@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from sdoc_model.data.atomic import write_jsonl
+from sdoc_model.atomic import write_jsonl
 from sdoc_model.train import NonFiniteLossError, train
 from sdoc_model.train.loop import KILL_AFTER_STEP_ENV
 

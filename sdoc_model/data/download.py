@@ -14,7 +14,8 @@ import urllib.request
 from pathlib import Path
 from typing import BinaryIO
 
-from .atomic import atomic_open
+from sdoc_model.atomic import atomic_open
+
 from .sources import Source, dataset
 
 MIRROR_ENV = "SDOC_MIRROR"

@@ -7,7 +7,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import write_jsonl
+from sdoc_model.atomic import write_jsonl
+
 from .schema import SchemaError, duplicate_id_problems, load_located
 
 

@@ -18,9 +18,7 @@ import json
 import math
 import os
 import random
-import shutil
 import signal
-import tempfile
 import time
 import warnings
 from contextlib import nullcontext
@@ -36,9 +34,9 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 from transformers import AutoTokenizer, get_scheduler
 
+from sdoc_model.atomic import atomic_folder, write_text
 from sdoc_model.base_models import load_base_model
 from sdoc_model.config import SparseDoctorConfig
-from sdoc_model.data.atomic import write_text
 from sdoc_model.model import SparseDoctorModel
 from sdoc_model.train import distributed
 from sdoc_model.train.checkpoint import (
@@ -465,15 +463,10 @@ def check_same_settings(saved: dict, current: dict, path: Path) -> None:
 
 
 def save_final_model(model: nn.Module, tokenizer, model_dir: Path) -> None:
-    """The adapter and the tokenizer, built in a temporary sibling and renamed into place."""
-    model_dir.parent.mkdir(parents=True, exist_ok=True)
-    for interrupted in model_dir.parent.glob(f".{model_dir.name}.*"):
-        shutil.rmtree(interrupted)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}.", dir=model_dir.parent))
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(model_dir, ignore_errors=True)
-    os.replace(tmp, model_dir)
+    """The adapter and the tokenizer, written atomically."""
+    with atomic_folder(model_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
 
 
 def device_name(processes: Processes) -> str:

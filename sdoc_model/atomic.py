@@ -1,9 +1,10 @@
-"""Atomic file output: a reader never sees a half-written file under its final name."""
+"""Atomic output: a reader never sees a half-written file or folder under its final name."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -31,6 +32,32 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh temporary sibling folder of `path`; on success it replaces whatever was at
+    `path`, on error it is deleted. Leftovers of a killed writer are cleared first."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        remove_path(leftover)
+    tmp = temporary_sibling(path)
+    tmp.mkdir()
+    try:
+        yield tmp
+        remove_path(path)
+        os.replace(tmp, path)
+    finally:
+        remove_path(tmp)
+
+
+def remove_path(path: Path) -> None:
+    """Delete the file, link or folder at `path`, if any (a link, not what it points to)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
 
 
 def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
