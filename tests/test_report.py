@@ -24,7 +24,10 @@ from lm_eval.api.metrics import (
     stderr_for_metric,
 )
 from PIL import Image
+from synthetic import question, synthetic_data
 
+from sdoc_model.atomic import write_jsonl
+from sdoc_model.data.leakage import check_leakage
 from sdoc_model.experiments import adapter_config, model_specs
 from sdoc_model.report import MissingInputError, build_report, load_checksums
 from sdoc_model.report.__main__ import main as report_cli
@@ -67,9 +70,25 @@ def write_results_tree(root: Path, config: dict, seed: int = 0, layers: int = TI
             adapter = adapter_config(config, spec)
             write_training(root / "train" / name, name, spec.variant, adapter, config["training"], rng, layers)
             write_benchmark(root / "benchmarks" / "train" / f"{name}.tsv", rng)
+    write_leakage_report(root)
     # Single-job rules write benchmarks/{rule}.tsv; a path wildcard nests folders.
     write_benchmark(root / "benchmarks" / "prepare_base_model.tsv", rng)
     write_benchmark(root / "benchmarks" / "download" / "github" / "cmb" / "test.json.tsv", rng, sampled=False)
+
+
+def write_leakage_report(root: Path) -> None:
+    """The data rules' overlap report, from synthetic sets and a mixture holding one CMB question."""
+    data = root.parent / "resources"
+    sets = synthetic_data()
+    for name in ("cmb.jsonl", "cmexam.jsonl"):
+        write_jsonl(data / name, sets[name])
+    leaked = {**sets["cmb.jsonl"][1], "id": "cmexam-train-9", "benchmark": "cmexam", "split": "train"}
+    other = question("cmexam", "train", 0, ["发热", "咳嗽", "乏力", "头痛"], "A", text="流感最常见的全身症状是")
+    write_jsonl(data / "train.jsonl", [leaked, other])
+    check_leakage(
+        data / "train.jsonl", [data / "cmb.jsonl", data / "cmexam.jsonl"],
+        root / "data" / "leakage.json", root / "data" / "leakage.md",
+    )  # fmt: skip
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -340,6 +359,15 @@ def test_report_reads_well_and_links_existing_figures(ci_report):
     assert "| download | 1 | " in text and " | n/a |" in text  # a job too short to sample memory
     assert "| prepare_base_model | 1 |" in text
     assert "ab" * 32 in text
+
+
+def test_report_shows_the_training_evaluation_overlap(ci_report):
+    text = (ci_report / "REPORT.md").read_text()
+    overlap = text[text.index("## Training / evaluation overlap") : text.index("## Provenance")]
+    assert "| cmb | 3 | 1 | 0 | 1 (33.33%) | 1 |" in overlap
+    assert "| cmexam | 4 | 0 | 0 | 0 (0.00%) | 0 |" in overlap
+    assert "Training rows matching an evaluation question: 1." in overlap
+    assert "[data/leakage.md](data/leakage.md)" in overlap and (ci_report / "data" / "leakage.md").is_file()
 
 
 def test_provenance_records_code_software_and_checksums(ci_report):

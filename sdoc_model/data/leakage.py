@@ -186,11 +186,10 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def markdown_summary(report: dict) -> str:
+def overlap_summary(report: dict) -> list[str]:
+    """Markdown lines: what was compared, leaks per evaluation set, what was dropped."""
     method, training = report["method"], report["training"]
     lines = [
-        "# Training / evaluation overlap",
-        "",
         f"Training mixture `{training['path']}` ({training['rows']} rows) against every "
         f"evaluation set. Compared: {method['compared']}, after {method['normalisation']}. "
         f"Exact: equal texts. Near: character {method['ngram']}-gram Jaccard >= "
@@ -209,6 +208,11 @@ def markdown_summary(report: dict) -> str:
                      f"written to `{dropped['output']}` (ids in the JSON report).")
     else:
         lines.append("They were not dropped.")
+    return lines
+
+
+def markdown_summary(report: dict) -> str:
+    lines = ["# Training / evaluation overlap", "", *overlap_summary(report)]
     for name, s in report["eval_sets"].items():
         if s["examples"]:
             lines += ["", f"## Examples: {name}", ""]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -47,7 +48,8 @@ def build_report(config: dict, results_dir: str | Path, checksums: dict[str, str
 
     provenance = gather_provenance(config, checksums or {})
     write_provenance(plan.provenance_path, provenance)
-    markdown = report_markdown(plan, tables, scores, summaries, benchmarks, provenance)
+    leakage = json.loads(plan.leakage_report.read_text(encoding="utf-8"))
+    markdown = report_markdown(plan, tables, scores, summaries, benchmarks, provenance, leakage)
     plan.report_path.write_text(markdown, encoding="utf-8")
     return plan.outputs()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import yaml
 
+from sdoc_model.data.leakage import overlap_summary
 from sdoc_model.report.plan import FULL_METHOD, LADDER, ReportPlan
 from sdoc_model.report.tables import Table, bytes_text, duration_text, protocol_note
 
@@ -22,6 +23,7 @@ def report_markdown(
     summaries: pd.DataFrame | None,
     benchmarks: pd.DataFrame,
     provenance: dict,
+    leakage: dict,
 ) -> str:
     main_scores = scores[scores.model.isin(plan.main_models)]
     sections = [
@@ -34,6 +36,9 @@ def report_markdown(
         *_ladder_section(plan, tables),
         *_sweep_sections(plan, tables),
         *_training_sections(plan, tables),
+        "## Training / evaluation overlap",
+        "\n".join(overlap_summary(leakage)),
+        "Examples of each match: [data/leakage.md](data/leakage.md).",
         "## Provenance",
         *_provenance_sections(provenance, summaries, benchmarks),
     ]

@@ -140,9 +140,14 @@ class ReportPlan:
     def train_benchmark(self, model: str) -> Path:
         return self.results_dir / "benchmarks" / TRAIN_RULE / f"{model}.tsv"
 
+    @property
+    def leakage_report(self) -> Path:
+        return self.results_dir / "data" / "leakage.json"
+
     def result_inputs(self) -> dict[Path, str]:
-        """Evaluation and training outputs the report reads, each with what produces it."""
-        inputs = {
+        """Data, evaluation and training outputs the report reads, each with what produces it."""
+        inputs = {self.leakage_report: "training/evaluation overlap report of the data rules"}
+        inputs |= {
             self.eval_json(model, task): f"lm-eval result of model {model!r} on task {task!r}"
             for model in self.specs
             for task in self.tasks
