@@ -108,6 +108,10 @@ def test_every_variant_trains(tiny_model_dir, train_file, tmp_path, variant):
         "cuda_max_memory_allocated" if cuda else "process_max_rss"
     )
     assert 0 < summary["trainable_params"] < summary["total_params"] and summary["tokens"] > 0
+    repo = os.path.dirname(__file__)
+    head = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert summary["git"]["commit"] == head.strip()  # the code that made it
+    assert summary["packages"]["torch"] == torch.__version__
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
         "step-000004",
         "step-000008",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sdoc_model.provenance import gather_provenance, write_provenance
 from sdoc_model.report import plots
 from sdoc_model.report.document import report_markdown
 from sdoc_model.report.inputs import (
@@ -17,7 +18,6 @@ from sdoc_model.report.inputs import (
     require_inputs,
 )
 from sdoc_model.report.plan import AVERAGE, ReportPlan
-from sdoc_model.report.provenance import gather_provenance, write_provenance
 from sdoc_model.report.tables import (
     Table,
     efficiency_table,

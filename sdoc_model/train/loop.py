@@ -38,6 +38,7 @@ from sdoc_model.atomic import atomic_folder, write_text
 from sdoc_model.base_models import load_base_model
 from sdoc_model.config import SparseDoctorConfig
 from sdoc_model.model import SparseDoctorModel
+from sdoc_model.provenance import REPO_ROOT, git_state, software
 from sdoc_model.train import distributed
 from sdoc_model.train.checkpoint import (
     latest_checkpoint,
@@ -366,6 +367,8 @@ class Trainer:
             "num_processes": self.processes.world_size,
             "precision": self.precision,
             "config": {"adapter": self.effective.to_dict(), "training": self.config.to_dict()},
+            "git": git_state(REPO_ROOT),
+            **software(),
         }
         if self.processes.is_main:
             save_final_model(self.model, self.tokenizer, self.paths.model_dir)

@@ -1,4 +1,7 @@
-"""Where a set of results came from: code version, software, host, config and data checksums."""
+"""Where results came from: code version, software, host, config and data checksums.
+
+Standard library only, so that training runs record it too without loading the report stack.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("torch", "transformers", "peft", "lm_eval", "datasets", "snakemake", "seaborn")
 
 
@@ -23,8 +26,7 @@ def gather_provenance(config: dict, checksums: dict[str, str], repo: Path = REPO
     return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "git": git_state(repo),
-        "python": platform.python_version(),
-        "packages": {name: package_version(name) for name in PACKAGES},
+        **software(),
         "host": host_description(),
         "config": config,
         "data_checksums": dict(sorted(checksums.items())),
@@ -34,6 +36,14 @@ def gather_provenance(config: dict, checksums: dict[str, str], repo: Path = REPO
 def write_provenance(path: Path, provenance: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(provenance, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def software() -> dict:
+    """The Python version and the versions of the packages results depend on."""
+    return {
+        "python": platform.python_version(),
+        "packages": {name: package_version(name) for name in PACKAGES},
+    }
 
 
 def package_version(name: str) -> str | None:
