@@ -228,9 +228,10 @@ def _label_points(ax, points: pd.DataFrame) -> None:
     vertically, centred on their points, so none overlap."""
     low, high = ax.get_ylim()
     gap = 0.065 * (high - low)
-    ordered = points.assign(y=100 * points.acc).sort_values(["params", "y"])
+    ordered = points.assign(y=100 * points.acc).sort_values("params")
     column_of_point = (np.log10(ordered.params).diff().abs() > 0.05).cumsum()
     for _, column in ordered.groupby(column_of_point):
+        column = column.sort_values("y")  # labels in the order of their points: no crossed leaders
         label_y = np.maximum.accumulate(column.y.to_numpy() - gap * np.arange(len(column))) + gap * np.arange(len(column))
         label_y += column.y.mean() - label_y.mean()
         for row, y in zip(column.itertuples(), label_y, strict=True):
