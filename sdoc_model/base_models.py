@@ -64,8 +64,9 @@ class BaseModelError(RuntimeError):
     """A base model that is missing, incomplete or corrupt, with how to get it."""
 
 
-def save_model_folder(model: PreTrainedModel, tokenizer, out_dir: Path) -> Path:
-    """Write the model and its tokenizer to ``out_dir``, atomically."""
+def save_model_folder(model, tokenizer, out_dir: Path) -> Path:
+    """Write the model (anything with `save_pretrained`: a base model, a peft or SparseDoctor
+    adapter) and its tokenizer to ``out_dir``, atomically."""
     with atomic_folder(out_dir) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

@@ -34,8 +34,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 from transformers import AutoTokenizer, get_scheduler
 
-from sdoc_model.atomic import atomic_folder, write_text
-from sdoc_model.base_models import load_base_model
+from sdoc_model.atomic import write_text
+from sdoc_model.base_models import load_base_model, save_model_folder
 from sdoc_model.config import SparseDoctorConfig
 from sdoc_model.model import SparseDoctorModel
 from sdoc_model.provenance import REPO_ROOT, git_state, software
@@ -371,7 +371,7 @@ class Trainer:
             **software(),
         }
         if self.processes.is_main:
-            save_final_model(self.model, self.tokenizer, self.paths.model_dir)
+            save_model_folder(self.model, self.tokenizer, self.paths.model_dir)
             write_text(self.paths.log_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         distributed.barrier(self.processes)
         return summary
@@ -463,13 +463,6 @@ def check_same_settings(saved: dict, current: dict, path: Path) -> None:
             f"checkpoint {path} was written with other settings: {', '.join(differ)}. "
             f"Restore them, or delete {path.parent} to train from scratch."
         )
-
-
-def save_final_model(model: nn.Module, tokenizer, model_dir: Path) -> None:
-    """The adapter and the tokenizer, written atomically."""
-    with atomic_folder(model_dir) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
 
 
 def device_name(processes: Processes) -> str:
