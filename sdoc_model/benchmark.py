@@ -68,7 +68,9 @@ class _ExpertLoop(nn.Module):
         d_out = layer.lora_B.shape[1]
         factory = {"bias": False, "dtype": layer.lora_A.dtype, "device": layer.lora_A.device}
         self.experts_A = nn.ModuleList(nn.Linear(d_in, rank, **factory) for _ in range(num_experts))
-        self.experts_B = nn.ModuleList(nn.Linear(rank, d_out, **factory) for _ in range(num_experts))
+        self.experts_B = nn.ModuleList(
+            nn.Linear(rank, d_out, **factory) for _ in range(num_experts)
+        )
         with torch.no_grad():
             for e in range(num_experts):
                 self.experts_A[e].weight.copy_(layer.lora_A[e])
@@ -100,7 +102,9 @@ class DispatchExpertLoop(_ExpertLoop):
         for e, (lora_A, lora_B) in enumerate(zip(self.experts_A, self.experts_B, strict=True)):
             token_idx, _ = torch.where(top_idx == e)
             expert_out = lora_B(lora_A(self.layer.lora_dropout(tokens[token_idx])))
-            delta.index_add_(0, token_idx, expert_out * gates[token_idx, e].unsqueeze(-1) * self.layer.scaling)
+            delta.index_add_(
+                0, token_idx, expert_out * gates[token_idx, e].unsqueeze(-1) * self.layer.scaling
+            )
         return result + delta.view(result.shape)
 
 
@@ -122,7 +126,9 @@ def peft_lora_layer(base: nn.Linear, config: SparseDoctorConfig) -> nn.Module:
 # ---- measuring ----
 
 
-def best_times(cases: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, float]:
+def best_times(
+    cases: dict[str, Callable[[], object]], repeats: int, warmup: int = 1
+) -> dict[str, float]:
     """Best wall time of each case over `repeats` interleaved rounds, after `warmup` rounds."""
     times = {name: [] for name in cases}
     for round_index in range(warmup + repeats):
@@ -149,7 +155,10 @@ def _stderr_silenced():
 
 def peak_memory(run: Callable[[], object]) -> int:
     """High-water mark (bytes) of CPU tensor memory allocated by `run` beyond what already existed."""
-    with _stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with (
+        _stderr_silenced(),
+        profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof,
+    ):
         run()
     allocations = []
     pending = list(prof.profiler.kineto_results.experimental_event_tree())
@@ -169,7 +178,12 @@ def print_table(title: str, rows: list[list[str]], header: list[str]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     print(f"\n== {title} ==")
     for row in [header, *rows]:
-        print("  ".join(str(cell).ljust(w) if i == 0 else str(cell).rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))))
+        print(
+            "  ".join(
+                str(cell).ljust(w) if i == 0 else str(cell).rjust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
 
 
 # ---- section 1: one adapted layer, forward + backward ----
@@ -179,7 +193,9 @@ def layer_cases(d_in: int, d_out: int, config: SparseDoctorConfig) -> dict[str, 
     base = nn.Linear(d_in, d_out, bias=False).requires_grad_(False)
 
     def moe(top_k: int) -> LoRAMoELinear:
-        layer = LoRAMoELinear(base, config.num_experts, config.rank, top_k, config.alpha, config.dropout)
+        layer = LoRAMoELinear(
+            base, config.num_experts, config.rank, top_k, config.alpha, config.dropout
+        )
         nn.init.normal_(layer.lora_B, std=0.02)  # trained-looking weights: same cost, real values
         return layer
 
@@ -196,7 +212,9 @@ def layer_cases(d_in: int, d_out: int, config: SparseDoctorConfig) -> dict[str, 
     }
 
 
-def bench_layer(size: str, tokens: int, config: SparseDoctorConfig, repeats: int, memory: bool) -> None:
+def bench_layer(
+    size: str, tokens: int, config: SparseDoctorConfig, repeats: int, memory: bool
+) -> None:
     d_in, d_out = LAYER_SIZES[size]
     torch.manual_seed(0)
     cases = layer_cases(d_in, d_out, config)
@@ -252,13 +270,20 @@ def bench_dispatch(size: str, tokens: int, config: SparseDoctorConfig, repeats: 
     x = torch.randn(tokens, d_in, requires_grad=True)
     grad_out = torch.randn(tokens, d_out)
     rows = []
-    for num_experts, rank, top_k in [(e, r, k) for e in (4, 8, 16) for r in (8, 16) for k in (1, 2, 4) if k < e]:
+    for num_experts, rank, top_k in [
+        (e, r, k) for e in (4, 8, 16) for r in (8, 16) for k in (1, 2, 4) if k < e
+    ]:
         layers = {
-            dispatch: LoRAMoELinear(base, num_experts, rank, top_k, config.alpha, config.dropout, dispatch=dispatch)
+            dispatch: LoRAMoELinear(
+                base, num_experts, rank, top_k, config.alpha, config.dropout, dispatch=dispatch
+            )
             for dispatch in ("stacked", "grouped")
         }
         runs = {"base": lambda: base(x).backward(grad_out)}
-        runs |= {name: (lambda layer=layer: layer(x).backward(grad_out)) for name, layer in layers.items()}
+        runs |= {
+            name: (lambda layer=layer: layer(x).backward(grad_out))
+            for name, layer in layers.items()
+        }
         times = best_times(runs, repeats)
         stacked, grouped = (times[name] - times["base"] for name in layers)
         auto = LoRAMoELinear(base, num_experts, rank, top_k, config.alpha).grouped_dispatch
@@ -318,7 +343,9 @@ def bench_model_step(
 
         return step
 
-    models = {variant: build_model(variant, frozen_copy(llama), config).train() for variant in VARIANTS}
+    models = {
+        variant: build_model(variant, frozen_copy(llama), config).train() for variant in VARIANTS
+    }
     steps = {variant: step_fn(model) for variant, model in models.items()}
     for step in steps.values():
         step()  # allocate the optimizer state before measuring
@@ -329,7 +356,9 @@ def bench_model_step(
     for variant, model in models.items():
         trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
         queues = model.queue_state_dict() if hasattr(model, "queue_state_dict") else {}
-        state = 4 * trainable + sum(t.numel() * t.element_size() for t in queues.values())  # + grad + AdamW
+        state = 4 * trainable + sum(
+            t.numel() * t.element_size() for t in queues.values()
+        )  # + grad + AdamW
         label = variant + (" (forward only)" if variant == "base" else "")
         rows.append(
             [
@@ -362,7 +391,10 @@ def bench_queue(config: SparseDoctorConfig) -> None:
 
     d_model = MODEL_CONFIGS["135M"]["hidden_size"]
     queue = ExpertMemoryQueue(config.queue_size, d_model)
-    batch = torch.randn(4 * config.num_experts, d_model), torch.arange(4 * config.num_experts) % config.num_experts
+    batch = (
+        torch.randn(4 * config.num_experts, d_model),
+        torch.arange(4 * config.num_experts) % config.num_experts,
+    )
     storage = queue.features.untyped_storage().data_ptr()
     sizes = {}
     for step in range(1, 10_001):
@@ -378,19 +410,33 @@ def bench_queue(config: SparseDoctorConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one round: a smoke test")
-    parser.add_argument("--layer-sizes", default="135M,7B", help=f"comma list of {', '.join(LAYER_SIZES)}")
-    parser.add_argument("--tokens", type=int, help="tokens per layer benchmark (default: 2048 at 135M, 512 at 7B)")
+    parser.add_argument(
+        "--layer-sizes", default="135M,7B", help=f"comma list of {', '.join(LAYER_SIZES)}"
+    )
+    parser.add_argument(
+        "--tokens", type=int, help="tokens per layer benchmark (default: 2048 at 135M, 512 at 7B)"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per layer benchmark")
-    parser.add_argument("--models", default="tiny,135M", help=f"comma list of {', '.join(MODEL_CONFIGS)}")
+    parser.add_argument(
+        "--models", default="tiny,135M", help=f"comma list of {', '.join(MODEL_CONFIGS)}"
+    )
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--step-repeats", type=int, default=2, help="timed rounds per training step")
-    parser.add_argument("--no-memory", action="store_true", help="skip the profiler's peak-memory runs")
+    parser.add_argument(
+        "--step-repeats", type=int, default=2, help="timed rounds per training step"
+    )
+    parser.add_argument(
+        "--no-memory", action="store_true", help="skip the profiler's peak-memory runs"
+    )
     parser.add_argument("--threads", type=int, help="torch.set_num_threads")
     parser.add_argument(
-        "--dispatch-sweep", action="store_true", help="also time stacked vs grouped dispatch over E, r, k"
+        "--dispatch-sweep",
+        action="store_true",
+        help="also time stacked vs grouped dispatch over E, r, k",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -405,12 +451,16 @@ def main(argv: list[str] | None = None) -> None:
         f"queue={config.queue_size}; best of {args.repeats} (layers) / {args.step_repeats} (steps) rounds"
     )
     for size in args.layer_sizes.split(","):
-        bench_layer(size, args.tokens or LAYER_TOKENS[size], config, args.repeats, not args.no_memory)
+        bench_layer(
+            size, args.tokens or LAYER_TOKENS[size], config, args.repeats, not args.no_memory
+        )
     if args.dispatch_sweep:
         size = args.layer_sizes.split(",")[0]
         bench_dispatch(size, args.tokens or LAYER_TOKENS[size], config, args.repeats)
     for size in args.models.split(","):
-        bench_model_step(size, args.batch, args.seq_len, config, args.step_repeats, not args.no_memory)
+        bench_model_step(
+            size, args.batch, args.seq_len, config, args.step_repeats, not args.no_memory
+        )
     bench_queue(config)
 
 

@@ -17,7 +17,9 @@ def corpus_texts(paths: list[Path]) -> Iterator[str]:
                     yield line
                     continue
                 row = json.loads(line)
-                yield "\n".join([row["question"], *row["options"].values(), row.get("explanation") or ""])
+                yield "\n".join(
+                    [row["question"], *row["options"].values(), row.get("explanation") or ""]
+                )
 
 
 def prepare_model(args: argparse.Namespace) -> None:
@@ -25,8 +27,12 @@ def prepare_model(args: argparse.Namespace) -> None:
 
     if args.kind == "tiny":
         if not args.texts:
-            raise SystemExit("prepare-model --kind tiny needs --texts FILE... to train its tokenizer")
-        prepare_tiny_model(args.out, corpus_texts(args.texts), vocab_size=args.vocab_size, seed=args.seed)
+            raise SystemExit(
+                "prepare-model --kind tiny needs --texts FILE... to train its tokenizer"
+            )
+        prepare_tiny_model(
+            args.out, corpus_texts(args.texts), vocab_size=args.vocab_size, seed=args.seed
+        )
     elif args.kind == "smollm2":
         prepare_smollm2(args.out)
     else:

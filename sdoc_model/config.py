@@ -10,7 +10,15 @@ from typing import Any
 
 DISPATCH_MODES = ("auto", "stacked", "grouped")
 DEFAULT_CONTRASTIVE_LAYERS = 4  # the last four decoder layers, see SparseDoctorConfig
-DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+DEFAULT_TARGET_MODULES = (
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+)
 
 
 @dataclass
@@ -51,8 +59,12 @@ class SparseDoctorConfig:
 
     def validate(self) -> SparseDoctorConfig:
         """Raise ValueError naming the first bad key; return self for chaining."""
-        if not self.target_modules or not all(isinstance(m, str) and m for m in self.target_modules):
-            raise ValueError(f"target_modules must be a non-empty list of module names, got {self.target_modules!r}")
+        if not self.target_modules or not all(
+            isinstance(m, str) and m for m in self.target_modules
+        ):
+            raise ValueError(
+                f"target_modules must be a non-empty list of module names, got {self.target_modules!r}"
+            )
         for key in ("num_experts", "rank", "top_k"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -60,7 +72,9 @@ class SparseDoctorConfig:
         if self.top_k > self.num_experts:
             raise ValueError(f"top_k must be <= num_experts ({self.num_experts}), got {self.top_k}")
         if self.dispatch not in DISPATCH_MODES:
-            raise ValueError(f"dispatch must be one of {', '.join(DISPATCH_MODES)}, got {self.dispatch!r}")
+            raise ValueError(
+                f"dispatch must be one of {', '.join(DISPATCH_MODES)}, got {self.dispatch!r}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         for key in ("router_jitter", "lb_weight", "z_weight", "cl_weight"):
@@ -74,7 +88,9 @@ class SparseDoctorConfig:
         if self.contrastive_layers is not None and not all(
             isinstance(i, int) and not isinstance(i, bool) for i in self.contrastive_layers
         ):
-            raise ValueError(f"contrastive_layers must be a list of integers or null, got {self.contrastive_layers!r}")
+            raise ValueError(
+                f"contrastive_layers must be a list of integers or null, got {self.contrastive_layers!r}"
+            )
         return self
 
     def contrastive_layer_indices(self, num_layers: int) -> set[int]:

@@ -68,7 +68,9 @@ def run_stage(record: dict, name: str, stage) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sdoc_model.cuda_check", description=__doc__)
-    parser.add_argument("--data", type=Path, required=True, help="folder with train.jsonl and eval/")
+    parser.add_argument(
+        "--data", type=Path, required=True, help="folder with train.jsonl and eval/"
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/sdoc_cuda_check"))
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=30)
@@ -93,14 +95,19 @@ def main(argv: list[str] | None = None) -> None:
     from sdoc_model.train import train
 
     for variant in VARIANTS:
+
         def stage(variant=variant):
             summary = train(
                 variant, base, train_file, args.work / "models" / variant,
                 args.work / "logs" / variant, args.work / "checkpoints" / variant,
                 adapter={"num_experts": 8, "rank": 8, "top_k": 2, "alpha": 16}, training=training,
             )  # fmt: skip
-            losses = [json.loads(line)["lm_loss"] for line in
-                      (args.work / "logs" / variant / "metrics.jsonl").read_text().splitlines()]
+            losses = [
+                json.loads(line)["lm_loss"]
+                for line in (args.work / "logs" / variant / "metrics.jsonl")
+                .read_text()
+                .splitlines()
+            ]
             return {**summary, "first_lm_loss": losses[0], "last_lm_loss": losses[-1]}
 
         run_stage(record, f"train_{variant}", stage)

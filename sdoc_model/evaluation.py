@@ -41,7 +41,9 @@ def model_args(spec: ModelSpec, base_model_dir: Path, model_dir: Path | None, dt
     return f"{args},dtype={resolve_dtype(dtype)}"
 
 
-def cli_command(args: str, task: str, num_fewshot: int | None, limit: int | None, batch_size) -> str:
+def cli_command(
+    args: str, task: str, num_fewshot: int | None, limit: int | None, batch_size
+) -> str:
     """The stock CLI call that reproduces one evaluation."""
     command = [
         "lm_eval", "--model", "hf", "--model_args", args, "--include_path", "tasks",
@@ -89,6 +91,8 @@ def evaluate(
     results["sdoc"] = {"command": cli_command(args, task, num_fewshot, limit, batch_size)}
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=handle_non_serializable, ensure_ascii=False))
+    tmp.write_text(
+        json.dumps(results, indent=2, default=handle_non_serializable, ensure_ascii=False)
+    )
     os.replace(tmp, out_path)
     return results

@@ -29,7 +29,15 @@ SHIMS = {
 }
 # from_pretrained keyword arguments passed on to the base model's loading; the others (revision,
 # subfolder, trust_remote_code, low_cpu_mem_usage, ...) concern the adapter folder or nothing.
-BASE_LOADING_KWARGS = ("dtype", "device_map", "max_memory", "attn_implementation", "cache_dir", "local_files_only", "token")
+BASE_LOADING_KWARGS = (
+    "dtype",
+    "device_map",
+    "max_memory",
+    "attn_implementation",
+    "cache_dir",
+    "local_files_only",
+    "token",
+)
 
 
 class SparseDoctorHFConfig(PreTrainedConfig):
@@ -64,7 +72,9 @@ def load_adapted_model(directory: str | Path, torch_dtype=None, **kwargs) -> Pre
     if kwargs.get("dtype") is None and torch_dtype is not None:
         kwargs["dtype"] = torch_dtype  # the pre-5 name, which lm-eval may still pass
     base_kwargs = {key: kwargs[key] for key in BASE_LOADING_KWARGS if kwargs.get(key) is not None}
-    base_model = AutoModelForCausalLM.from_pretrained(adapter_config.base_model_name_or_path, **base_kwargs)
+    base_model = AutoModelForCausalLM.from_pretrained(
+        adapter_config.base_model_name_or_path, **base_kwargs
+    )
     inference_config = dataclasses.replace(adapter_config, cl_weight=0.0, queue_size=0)
     model = SparseDoctorModel.from_pretrained(base_model, directory, config=inference_config)
     for layer in model.adapted_layers.values():
@@ -77,7 +87,8 @@ def write_transformers_files(directory: str | Path, config: SparseDoctorConfig) 
     directory = Path(directory)
     auto_classes = ("AutoConfig", "AutoModelForCausalLM")
     auto_map = {
-        auto: f"{Path(file).stem}.{name}" for auto, (file, name) in zip(auto_classes, SHIMS.items(), strict=True)
+        auto: f"{Path(file).stem}.{name}"
+        for auto, (file, name) in zip(auto_classes, SHIMS.items(), strict=True)
     }
     hf_config = SparseDoctorHFConfig(
         base_model_name_or_path=config.base_model_name_or_path,

@@ -72,7 +72,9 @@ class LoRAMoELinear(nn.Module):
         if not isinstance(base_layer, nn.Linear):
             raise TypeError(f"LoRAMoELinear wraps nn.Linear, got {type(base_layer).__name__}")
         if not 0 < top_k <= num_experts or rank <= 0:
-            raise ValueError(f"need 0 < top_k <= num_experts and rank > 0, got {top_k=}, {num_experts=}, {rank=}")
+            raise ValueError(
+                f"need 0 < top_k <= num_experts and rank > 0, got {top_k=}, {num_experts=}, {rank=}"
+            )
         self.base_layer = base_layer
         self.num_experts = num_experts
         self.rank = rank
@@ -80,10 +82,15 @@ class LoRAMoELinear(nn.Module):
         self.scaling = alpha / rank
         self.router_jitter = router_jitter
         if dispatch not in DISPATCH_MODES:
-            raise ValueError(f"dispatch must be one of {', '.join(DISPATCH_MODES)}, got {dispatch!r}")
+            raise ValueError(
+                f"dispatch must be one of {', '.join(DISPATCH_MODES)}, got {dispatch!r}"
+            )
         self.dispatch = dispatch
         d_out, d_in = base_layer.weight.shape
-        factory = {"device": base_layer.weight.device, "dtype": adapter_dtype(base_layer.weight.dtype)}
+        factory = {
+            "device": base_layer.weight.device,
+            "dtype": adapter_dtype(base_layer.weight.dtype),
+        }
         self.lora_A = nn.Parameter(torch.empty(num_experts, rank, d_in, **factory))
         self.lora_B = nn.Parameter(torch.zeros(num_experts, d_out, rank, **factory))
         self.router = nn.Linear(d_in, num_experts, bias=False, **factory)
@@ -133,7 +140,9 @@ class LoRAMoELinear(nn.Module):
         self.cl_temperature = temperature
         if queue_size > 0:
             d_out = self.lora_B.shape[1]
-            self.memory_queue = ExpertMemoryQueue(queue_size, d_out, self.lora_B.dtype).to(self.lora_B.device)
+            self.memory_queue = ExpertMemoryQueue(queue_size, d_out, self.lora_B.dtype).to(
+                self.lora_B.device
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = x.reshape(-1, x.shape[-1])  # 2-D, so the residual adds below need no view
@@ -141,7 +150,9 @@ class LoRAMoELinear(nn.Module):
         tokens = tokens.to(self.lora_A.dtype)
         router_logits, probs, gates, top_idx = self.route(tokens)
         dropped = self.lora_dropout(tokens)
-        contrastive = self.routing_context is not None and self.cl_temperature is not None and self.training
+        contrastive = (
+            self.routing_context is not None and self.cl_temperature is not None and self.training
+        )
         if self.grouped_dispatch:
             result, gated_codes = self._grouped_update(result, dropped, gates, top_idx, contrastive)
         else:
@@ -174,8 +185,12 @@ class LoRAMoELinear(nn.Module):
         group_ends = torch.searchsorted(slot_experts, experts, right=True).to(torch.int32)
         codes = F.grouped_mm(dropped[slot_tokens], self.lora_A.transpose(1, 2), offs=group_ends)
         slot_codes = codes * (gates[slot_tokens, slot_experts] * self.scaling).unsqueeze(-1)
-        outputs = F.grouped_mm(slot_codes, self.lora_B.transpose(1, 2), offs=group_ends)  # (N*k, d_out)
-        result = result.index_add_(0, slot_tokens, outputs.to(result.dtype))  # as safe as addmm_ above
+        outputs = F.grouped_mm(
+            slot_codes, self.lora_B.transpose(1, 2), offs=group_ends
+        )  # (N*k, d_out)
+        result = result.index_add_(
+            0, slot_tokens, outputs.to(result.dtype)
+        )  # as safe as addmm_ above
         if not want_codes:
             return result, None
         gated_codes = slot_codes.new_zeros(gates.shape[0], self.num_experts, self.rank)
@@ -191,10 +206,14 @@ class LoRAMoELinear(nn.Module):
         if self.dense:
             return router_logits, probs, probs, None
         top_p, top_idx = probs.topk(self.top_k, dim=-1)
-        gates = torch.zeros_like(probs).scatter(-1, top_idx, top_p / top_p.sum(dim=-1, keepdim=True))
+        gates = torch.zeros_like(probs).scatter(
+            -1, top_idx, top_p / top_p.sum(dim=-1, keepdim=True)
+        )
         return router_logits, probs, gates, top_idx
 
-    def _contrastive_loss(self, token_shape: torch.Size, gated_codes: torch.Tensor, gates: torch.Tensor):
+    def _contrastive_loss(
+        self, token_shape: torch.Size, gated_codes: torch.Tensor, gates: torch.Tensor
+    ):
         batch_shape = _as_sequences(token_shape)
         mask = self._token_mask(batch_shape, gates)
         features, labels = self._expert_representations(
@@ -208,7 +227,9 @@ class LoRAMoELinear(nn.Module):
             return supervised_contrastive_loss(features, labels, self.cl_temperature)
         # A snapshot: autograd keeps the bank for the backward pass, and enqueue writes in place.
         bank_features = queue.features.clone()
-        loss = supervised_contrastive_loss(features, labels, self.cl_temperature, bank_features, queue.labels)
+        loss = supervised_contrastive_loss(
+            features, labels, self.cl_temperature, bank_features, queue.labels
+        )
         queue.enqueue(features.detach(), labels)  # after the loss: a batch is never its own bank
         return loss
 
@@ -231,7 +252,9 @@ class LoRAMoELinear(nn.Module):
         """
         batch = mask.shape[0]
         code_sums = (mask.unsqueeze(1) @ gated_codes).view(batch, self.num_experts, self.rank)
-        features = torch.bmm(code_sums.transpose(0, 1), self.lora_B.transpose(1, 2))  # (E, B, d_out)
+        features = torch.bmm(
+            code_sums.transpose(0, 1), self.lora_B.transpose(1, 2)
+        )  # (E, B, d_out)
         features = F.normalize(features.transpose(0, 1), dim=-1).flatten(0, 1)
         routed = (mask.unsqueeze(1) @ gates).squeeze(1) > 0  # (B, E): e saw a real token of s
         expert_ids = torch.arange(self.num_experts, device=gates.device).expand(batch, -1)

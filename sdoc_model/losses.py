@@ -54,14 +54,22 @@ def routing_dispatch(probs: torch.Tensor, top_idx: torch.Tensor | None) -> torch
 
 
 def expert_load(
-    probs: torch.Tensor, top_idx: torch.Tensor | None, token_mask=None, across_processes: bool = False
+    probs: torch.Tensor,
+    top_idx: torch.Tensor | None,
+    token_mask=None,
+    across_processes: bool = False,
 ) -> torch.Tensor:
     """Fraction of routed (token, slot) pairs each expert received (..., E)."""
-    return masked_mean(routing_dispatch(probs, top_idx).transpose(-1, -2), token_mask, across_processes)
+    return masked_mean(
+        routing_dispatch(probs, top_idx).transpose(-1, -2), token_mask, across_processes
+    )
 
 
 def load_balancing_loss(
-    probs: torch.Tensor, top_idx: torch.Tensor | None, token_mask=None, across_processes: bool = False
+    probs: torch.Tensor,
+    top_idx: torch.Tensor | None,
+    token_mask=None,
+    across_processes: bool = False,
 ) -> torch.Tensor:
     """Switch Transformer balance loss `E * sum_e f_e * P_e` (...,); 1 when perfectly balanced.
 
@@ -73,7 +81,9 @@ def load_balancing_loss(
     return probs.shape[-1] * (load * mean_prob).sum(dim=-1)
 
 
-def router_z_loss(router_logits: torch.Tensor, token_mask=None, across_processes: bool = False) -> torch.Tensor:
+def router_z_loss(
+    router_logits: torch.Tensor, token_mask=None, across_processes: bool = False
+) -> torch.Tensor:
     """ST-MoE z-loss: mean squared log-partition function of the router logits (...,)."""
     return masked_mean(router_logits.logsumexp(dim=-1).square(), token_mask, across_processes)
 

@@ -43,7 +43,9 @@ class ExpertMemoryQueue(nn.Module):
 
     def ordered(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The stored (features, labels), oldest first; includes empty slots until the ring is full."""
-        order = (self.ptr - self.count + torch.arange(self.size, device=self.ptr.device)) % self.size
+        order = (
+            self.ptr - self.count + torch.arange(self.size, device=self.ptr.device)
+        ) % self.size
         return self.features[order], self.labels[order]
 
     def nbytes(self) -> int:

@@ -39,9 +39,15 @@ def inject_adapters(model: nn.Module, config: SparseDoctorConfig) -> dict[str, L
     contrastive loss and, when config.queue_size > 0, a memory queue.
     """
     config.validate()
-    targets = [(name, module) for name, module in model.named_modules() if is_target(name, config.target_modules)]
+    targets = [
+        (name, module)
+        for name, module in model.named_modules()
+        if is_target(name, config.target_modules)
+    ]
     if not targets:
-        raise ValueError(f"target_modules {config.target_modules} match no module of {type(model).__name__}")
+        raise ValueError(
+            f"target_modules {config.target_modules} match no module of {type(model).__name__}"
+        )
     layer_indices = [decoder_layer_index(name) for name, _ in targets]
     num_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
     if num_layers is None:
@@ -50,7 +56,9 @@ def inject_adapters(model: nn.Module, config: SparseDoctorConfig) -> dict[str, L
     adapted = {}
     for (name, module), layer_index in zip(targets, layer_indices, strict=True):
         if not isinstance(module, nn.Linear):
-            raise TypeError(f"target module {name} is a {type(module).__name__}; only nn.Linear can be adapted")
+            raise TypeError(
+                f"target module {name} is a {type(module).__name__}; only nn.Linear can be adapted"
+            )
         layer = LoRAMoELinear(
             module,
             config.num_experts,
@@ -100,7 +108,9 @@ class SparseDoctorModel(nn.Module):
         self.routing_context.token_mask = attention_mask if is_padding_mask else None
         self._last_token_mask = attention_mask.flatten() if is_padding_mask else None
         try:
-            return self.base_model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
+            return self.base_model(
+                input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs
+            )
         finally:
             self.routing_context.token_mask = None
 
@@ -132,7 +142,11 @@ class SparseDoctorModel(nn.Module):
         """`lb_weight * lb + z_weight * z + cl_weight * cl`, to add to the LM loss."""
         losses = self.aux_losses()
         config = self.config
-        return config.lb_weight * losses["lb"] + config.z_weight * losses["z"] + config.cl_weight * losses["cl"]
+        return (
+            config.lb_weight * losses["lb"]
+            + config.z_weight * losses["z"]
+            + config.cl_weight * losses["cl"]
+        )
 
     @torch.no_grad()
     def routing_stats(self) -> dict[str, dict[str, torch.Tensor]]:
@@ -155,7 +169,9 @@ class SparseDoctorModel(nn.Module):
 
     def print_trainable_parameters(self) -> None:
         trainable, total = self.trainable_parameters()
-        print(f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}")
+        print(
+            f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}"
+        )
 
     def adapter_state_dict(self) -> dict[str, torch.Tensor]:
         """The trained tensors (lora_A, lora_B, router.weight) keyed by base-model module name."""
@@ -166,7 +182,9 @@ class SparseDoctorModel(nn.Module):
             if not key.startswith("base_layer.")
         }
 
-    def load_adapter_state_dict(self, state: dict[str, torch.Tensor], source: str = "adapter state") -> None:
+    def load_adapter_state_dict(
+        self, state: dict[str, torch.Tensor], source: str = "adapter state"
+    ) -> None:
         _copy_strict(self.adapter_state_dict(), state, source)
 
     def queue_state_dict(self) -> dict[str, torch.Tensor]:
@@ -178,7 +196,9 @@ class SparseDoctorModel(nn.Module):
             for key, tensor in layer.memory_queue.state_dict().items()
         }
 
-    def load_queue_state_dict(self, state: dict[str, torch.Tensor], source: str = "queue state") -> None:
+    def load_queue_state_dict(
+        self, state: dict[str, torch.Tensor], source: str = "queue state"
+    ) -> None:
         _copy_strict(self.queue_state_dict(), state, source)
 
     # ---- files ----
@@ -221,7 +241,9 @@ def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def _copy_strict(targets: dict[str, torch.Tensor], source_tensors: dict[str, torch.Tensor], source: str) -> None:
+def _copy_strict(
+    targets: dict[str, torch.Tensor], source_tensors: dict[str, torch.Tensor], source: str
+) -> None:
     """Copy `source_tensors` into `targets` in place, refusing missing, extra or misshapen tensors."""
     missing = sorted(targets.keys() - source_tensors.keys())
     if missing:
@@ -232,7 +254,9 @@ def _copy_strict(targets: dict[str, torch.Tensor], source_tensors: dict[str, tor
     for name, target in targets.items():  # every check before the first copy: all or nothing
         if source_tensors[name].shape != target.shape:
             shape, expected = tuple(source_tensors[name].shape), tuple(target.shape)
-            raise ValueError(f"{source}: tensor {name} has shape {shape}, the model expects {expected}")
+            raise ValueError(
+                f"{source}: tensor {name} has shape {shape}, the model expects {expected}"
+            )
     for name, target in targets.items():
         target.copy_(source_tensors[name])
 

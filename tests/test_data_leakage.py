@@ -15,10 +15,18 @@ from sdoc_model.data.schema import load_records
 
 
 def _record(record_id, question, options=("甲", "乙", "丙", "丁"), benchmark="cmexam"):
-    return {"id": record_id, "benchmark": benchmark, "split": "test", "question": question,
-            "options": dict(zip("ABCD", options, strict=False)), "answer": "A",
-            "question_type": "single", "subject": None, "explanation": None,
-            "source": {"url": "https://example.org/x", "row": 1}}
+    return {
+        "id": record_id,
+        "benchmark": benchmark,
+        "split": "test",
+        "question": question,
+        "options": dict(zip("ABCD", options, strict=False)),
+        "answer": "A",
+        "question_type": "single",
+        "subject": None,
+        "explanation": None,
+        "source": {"url": "https://example.org/x", "row": 1},
+    }
 
 
 def _write(path: Path, records: list[dict]) -> Path:
@@ -54,8 +62,11 @@ def test_index_finds_exactly_the_pairs_a_brute_force_finds(ngram, threshold):
     matches = NearDuplicateIndex(train, ngram, threshold).find(evals)
     found = {(m.eval_index, m.train_index) for m in matches}
     grams = [_grams(t, ngram) for t in train]
-    expected = {(e, t) for (e, text_), t in product(enumerate(evals), range(len(train)))
-                if _jaccard(_grams(text_, ngram), grams[t]) >= threshold}
+    expected = {
+        (e, t)
+        for (e, text_), t in product(enumerate(evals), range(len(train)))
+        if _jaccard(_grams(text_, ngram), grams[t]) >= threshold
+    }
     assert expected and found == expected
 
 
@@ -80,19 +91,37 @@ def test_index_scales_far_beyond_all_pairs():
 
 @pytest.fixture
 def mixture_and_evals(tmp_path):
-    train = _write(tmp_path / "mixture.jsonl", [
-        _record("train-1", "患者，男，45岁。发热3天，最可能的诊断是"),
-        _record("train-2", "小儿易患中耳炎的原因是", ("后鼻道狭窄", "鼻腔相对较小", "咽鼓管宽、短、直", "喉部较长")),
-        _record("train-3", "完全无关的一道题目：维生素C缺乏可引起"),
-        _record("train-4", "下列哪项正确", ("其他", "选项", "完全", "不同")),
-    ])
-    cmb = _write(tmp_path / "cmb_xmed.jsonl", [
-        _record("cmb-1", "患者, 男, 45岁. 发热3天, 最可能的诊断是？"),  # exact after canonical()
-        _record("cmb-2", "小儿容易患中耳炎的原因是",
-                ("咽鼓管宽、短、直", "后鼻道狭窄", "鼻腔相对较小", "喉部较长")),  # near, reshuffled
-        _record("cmb-3", "下列哪项正确"),  # same bare stem, different options: no leak
-    ])
-    cmmlu = _write(tmp_path / "cmmlu_med.jsonl", [_record("cmmlu-1", "甲状腺的动脉来自", benchmark="cmmlu_med")])
+    train = _write(
+        tmp_path / "mixture.jsonl",
+        [
+            _record("train-1", "患者，男，45岁。发热3天，最可能的诊断是"),
+            _record(
+                "train-2",
+                "小儿易患中耳炎的原因是",
+                ("后鼻道狭窄", "鼻腔相对较小", "咽鼓管宽、短、直", "喉部较长"),
+            ),
+            _record("train-3", "完全无关的一道题目：维生素C缺乏可引起"),
+            _record("train-4", "下列哪项正确", ("其他", "选项", "完全", "不同")),
+        ],
+    )
+    cmb = _write(
+        tmp_path / "cmb_xmed.jsonl",
+        [
+            _record(
+                "cmb-1", "患者, 男, 45岁. 发热3天, 最可能的诊断是？"
+            ),  # exact after canonical()
+            _record(
+                "cmb-2",
+                "小儿容易患中耳炎的原因是",
+                ("咽鼓管宽、短、直", "后鼻道狭窄", "鼻腔相对较小", "喉部较长"),
+            ),  # near, reshuffled
+            _record("cmb-3", "下列哪项正确"),  # same bare stem, different options: no leak
+        ],
+    )
+    cmmlu = _write(
+        tmp_path / "cmmlu_med.jsonl",
+        [_record("cmmlu-1", "甲状腺的动脉来自", benchmark="cmmlu_med")],
+    )
     return train, [cmb, cmmlu]
 
 
@@ -103,7 +132,9 @@ def test_report_counts_exact_and_near_per_evaluation_set(tmp_path, mixture_and_e
     assert (cmb["rows"], cmb["exact"], cmb["near"], cmb["leaked"]) == (3, 1, 1, 2)
     assert (cmmlu["exact"], cmmlu["near"], cmmlu["training_rows_matched"]) == (0, 0, 0)
     assert [(x["kind"], x["eval_id"], x["train_id"]) for x in cmb["examples"]] == [
-        ("exact", "cmb-1", "train-1"), ("near", "cmb-2", "train-2")]
+        ("exact", "cmb-1", "train-1"),
+        ("near", "cmb-2", "train-2"),
+    ]
     assert report["training_rows_leaked"] == 2 and report["dropped"] is None
     assert json.loads((tmp_path / "leak.json").read_text(encoding="utf-8")) == report
     markdown = (tmp_path / "leak.md").read_text(encoding="utf-8")
@@ -113,21 +144,34 @@ def test_report_counts_exact_and_near_per_evaluation_set(tmp_path, mixture_and_e
 
 def test_question_only_comparison_flags_a_shared_stem(tmp_path, mixture_and_evals):
     train, evals = mixture_and_evals
-    report = check_leakage(train, evals, tmp_path / "r.json", tmp_path / "r.md",
-                           with_options=False)
+    report = check_leakage(train, evals, tmp_path / "r.json", tmp_path / "r.md", with_options=False)
     assert report["eval_sets"]["cmb_xmed"]["exact"] == 2  # cmb-3 now matches train-4
 
 
 def test_dropping_leaked_rows_is_reported(tmp_path, mixture_and_evals, capsys):
     train, evals = mixture_and_evals
     clean = tmp_path / "clean.jsonl"
-    args = ["leakage", "--train", str(train), "--eval", *map(str, evals), "--json",
-            str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md"),
-            "--drop-leaked-to", str(clean)]
+    args = [
+        "leakage",
+        "--train",
+        str(train),
+        "--eval",
+        *map(str, evals),
+        "--json",
+        str(tmp_path / "r.json"),
+        "--markdown",
+        str(tmp_path / "r.md"),
+        "--drop-leaked-to",
+        str(clean),
+    ]
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out)["dropped"] == 2
     assert [r["id"] for r in load_records(clean)] == ["train-3", "train-4"]
     report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
-    assert report["dropped"] == {"output": str(clean), "rows_dropped": 2, "rows_kept": 2,
-                                 "ids": ["train-1", "train-2"]}
+    assert report["dropped"] == {
+        "output": str(clean),
+        "rows_dropped": 2,
+        "rows_kept": 2,
+        "ids": ["train-1", "train-2"],
+    }
     assert "Dropped 2 of them; 2 rows written to" in (tmp_path / "r.md").read_text(encoding="utf-8")

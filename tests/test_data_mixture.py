@@ -11,10 +11,18 @@ from sdoc_model.data.schema import SchemaError, load_records
 
 
 def _record(record_id: str, question: str = "下列哪项正确", split: str = "train") -> dict:
-    return {"id": record_id, "benchmark": "cmexam", "split": split, "question": question,
-            "options": {"A": "甲", "B": "乙"}, "answer": "A", "question_type": "single",
-            "subject": None, "explanation": None,
-            "source": {"url": "https://example.org/train.csv", "row": 1}}
+    return {
+        "id": record_id,
+        "benchmark": "cmexam",
+        "split": split,
+        "question": question,
+        "options": {"A": "甲", "B": "乙"},
+        "answer": "A",
+        "question_type": "single",
+        "subject": None,
+        "explanation": None,
+        "source": {"url": "https://example.org/train.csv", "row": 1},
+    }
 
 
 def _write(path: Path, records: list[dict]) -> Path:
@@ -24,7 +32,8 @@ def _write(path: Path, records: list[dict]) -> Path:
 
 def test_inputs_parse_with_an_optional_cap():
     assert MixtureInput.parse("data/cmexam_train.jsonl:300") == MixtureInput(
-        "data/cmexam_train.jsonl", 300)
+        "data/cmexam_train.jsonl", 300
+    )
     assert MixtureInput.parse("data/cmb.jsonl") == MixtureInput("data/cmb.jsonl", None)
 
 
@@ -49,7 +58,9 @@ def test_duplicate_ids_across_sources_fail_and_write_nothing(tmp_path):
     first = _write(tmp_path / "a.jsonl", [_record("q-1"), _record("q-2")])
     second = _write(tmp_path / "b.jsonl", [_record("q-3"), _record("q-1")])
     out = tmp_path / "mix.jsonl"
-    with pytest.raises(SchemaError, match=rf"{second}:2: duplicate id 'q-1' \(first at {first}:1\)"):
+    with pytest.raises(
+        SchemaError, match=rf"{second}:2: duplicate id 'q-1' \(first at {first}:1\)"
+    ):
         build_mixture([MixtureInput(str(first)), MixtureInput(str(second))], out)
     assert not out.exists()
 

@@ -78,8 +78,12 @@ def test_cmmlu_med_covers_the_seven_subjects_by_english_name(demo_sets):
 def test_xmedbench_options_lose_the_added_full_stop_and_empty_padding(demo_sets):
     padded = demo_sets["cmb_xmed"][6]  # "(E) ." in the source: CMB pads 4-option questions
     assert padded["source"]["row"] == 7
-    assert padded["options"] == {"A": "足三里、内关、中脘", "B": "足三里、天枢、太冲、下脘、关元",
-                                 "C": "内关、足三里、中脘、胃俞", "D": "天枢、支沟、归来、大肠俞、上巨虚"}
+    assert padded["options"] == {
+        "A": "足三里、内关、中脘",
+        "B": "足三里、天枢、太冲、下脘、关元",
+        "C": "内关、足三里、中脘、胃俞",
+        "D": "天枢、支沟、归来、大肠俞、上巨虚",
+    }
     assert padded["answer"] == "C"
     assert demo_sets["cmexam_xmed"][620]["answer"] == "ABCDE"
 
@@ -106,15 +110,24 @@ def _write_cmb_questions(path: Path, questions: list[dict]) -> None:
 
 
 def _cmb_question(id_, question_type, question="患者，男，45岁。最可能的诊断是"):
-    return {"id": id_, "exam_type": "医师考试", "exam_class": "规培结业", "exam_subject": "眼科",
-            "question": question, "answer": "", "question_type": question_type,
-            "option": {"A": "甲", "B": "乙", "C": "丙", "D": "丁", "E": "戊"}}
+    return {
+        "id": id_,
+        "exam_type": "医师考试",
+        "exam_class": "规培结业",
+        "exam_subject": "眼科",
+        "question": question,
+        "answer": "",
+        "question_type": question_type,
+        "option": {"A": "甲", "B": "乙", "C": "丙", "D": "丁", "E": "戊"},
+    }
 
 
 def test_cmb_exam_test_joins_the_official_answer_key(raw_dir, tmp_path):
     # Ids 1 and 5 are real entries of the official key: "D" (单项) and "ABCDE" (多项).
-    _write_cmb_questions(tmp_path / CMB_EXAM_TEST.path,
-                         [_cmb_question(1, "单项选择题"), _cmb_question(5, "多项选择题")])
+    _write_cmb_questions(
+        tmp_path / CMB_EXAM_TEST.path,
+        [_cmb_question(1, "单项选择题"), _cmb_question(5, "多项选择题")],
+    )
     fetch(CMB_TEST_ANSWER_KEY, tmp_path, raw_dir)  # a local copy of the key, verified
     out = tmp_path / "cmb_exam_test.jsonl"
     report = normalise_dataset("cmb_exam_test", tmp_path, out)
@@ -127,8 +140,9 @@ def test_cmb_exam_test_joins_the_official_answer_key(raw_dir, tmp_path):
 
 def test_cmb_exam_question_missing_from_the_key_is_reported(raw_dir, tmp_path):
     question_file = tmp_path / CMB_EXAM_TEST.path
-    _write_cmb_questions(question_file, [_cmb_question(1, "单项选择题"),
-                                         _cmb_question(999999, "单项选择题")])
+    _write_cmb_questions(
+        question_file, [_cmb_question(1, "单项选择题"), _cmb_question(999999, "单项选择题")]
+    )
     fetch(CMB_TEST_ANSWER_KEY, tmp_path, raw_dir)
     out = tmp_path / "cmb_exam_test.jsonl"
     with pytest.raises(SchemaError, match=f"{question_file}:2: id 999999 is not in the answer key"):
@@ -136,9 +150,17 @@ def test_cmb_exam_question_missing_from_the_key_is_reported(raw_dir, tmp_path):
     assert not out.exists()
 
 
-CMEXAM_TEST_HEADER = ["Question", "Options", "Answer", "Explanation", "Disease Group",
-                      "Area of Competency", "Clinical Department", "Medical Discipline",
-                      "Difficulty level"]
+CMEXAM_TEST_HEADER = [
+    "Question",
+    "Options",
+    "Answer",
+    "Explanation",
+    "Disease Group",
+    "Area of Competency",
+    "Clinical Department",
+    "Medical Discipline",
+    "Difficulty level",
+]
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
@@ -149,17 +171,39 @@ def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
         writer.writerows(rows)
 
 
-def _cmexam_row(question="下列属于癌前病变的是", options="A 胃溃疡\nB 肠上皮化生\nC 胃息肉",
-                answer="B", explanation="肠上皮化生属于癌前病变（B对）。"):
-    return [question, options, answer, explanation, "消化系统疾病", "医学知识", "内科", "临床医学", "1"]
+def _cmexam_row(
+    question="下列属于癌前病变的是",
+    options="A 胃溃疡\nB 肠上皮化生\nC 胃息肉",
+    answer="B",
+    explanation="肠上皮化生属于癌前病变（B对）。",
+):
+    return [
+        question,
+        options,
+        answer,
+        explanation,
+        "消化系统疾病",
+        "医学知识",
+        "内科",
+        "临床医学",
+        "1",
+    ]
 
 
 def test_cmexam_official_csv_formats(tmp_path):
-    _write_csv(tmp_path / CMEXAM_TEST.path, CMEXAM_TEST_HEADER,
-               [_cmexam_row(), _cmexam_row(options="A 甲\nB 乙\nC 丙\nD 丁", answer="ABD",
-                                           explanation="")])
-    _write_csv(tmp_path / CMEXAM_TRAIN.path, ["Question", "Options", "Answer", "Explanation"],
-               [_cmexam_row()[:4]])
+    _write_csv(
+        tmp_path / CMEXAM_TEST.path,
+        CMEXAM_TEST_HEADER,
+        [
+            _cmexam_row(),
+            _cmexam_row(options="A 甲\nB 乙\nC 丙\nD 丁", answer="ABD", explanation=""),
+        ],
+    )
+    _write_csv(
+        tmp_path / CMEXAM_TRAIN.path,
+        ["Question", "Options", "Answer", "Explanation"],
+        [_cmexam_row()[:4]],
+    )
     normalise_dataset("cmexam_test", tmp_path, tmp_path / "test.jsonl")
     normalise_dataset("cmexam_train", tmp_path, tmp_path / "train.jsonl")
     single, multi = load_records(tmp_path / "test.jsonl")
@@ -194,8 +238,11 @@ def test_each_kind_of_bad_row_fails_strict_mode_with_file_and_row(tmp_path):
 
 
 def test_lenient_mode_quarantines_each_bad_row_with_its_reason(tmp_path):
-    _write_csv(tmp_path / CMEXAM_TEST.path, CMEXAM_TEST_HEADER,
-               [_cmexam_row()] + [row for row, _ in BAD_ROWS])
+    _write_csv(
+        tmp_path / CMEXAM_TEST.path,
+        CMEXAM_TEST_HEADER,
+        [_cmexam_row()] + [row for row, _ in BAD_ROWS],
+    )
     out = tmp_path / "cmexam_test.jsonl"
     report = normalise_dataset("cmexam_test", tmp_path, out, strict=False)
     assert (report.rows, report.quarantined) == (1, len(BAD_ROWS))
@@ -203,7 +250,8 @@ def test_lenient_mode_quarantines_each_bad_row_with_its_reason(tmp_path):
     with open(report.quarantine, encoding="utf-8") as handle:
         quarantined = [json.loads(line) for line in handle]
     assert [(q["row"], q["reason"]) for q in quarantined] == [
-        (n, reason) for n, (_, reason) in enumerate(BAD_ROWS, 2)]
+        (n, reason) for n, (_, reason) in enumerate(BAD_ROWS, 2)
+    ]
     assert [r["source"]["row"] for r in load_records(out)] == [1]
 
 
@@ -212,7 +260,10 @@ def test_cli_normalise_reports_bad_rows_and_exits_nonzero(tmp_path, capsys):
     out = tmp_path / "cmexam_test.jsonl"
     args = ["normalise", "cmexam_test", "--raw-dir", str(tmp_path), "--out", str(out)]
     assert main(args) == 1
-    assert "test_with_annotations.csv:1: answer 'E' is not among the options" in capsys.readouterr().err
+    assert (
+        "test_with_annotations.csv:1: answer 'E' is not among the options"
+        in capsys.readouterr().err
+    )
     assert main([*args, "--lenient"]) == 0
     assert json.loads(capsys.readouterr().out)["quarantined"] == 1
 

@@ -12,11 +12,23 @@ from sdoc_model.losses import expert_load, load_balancing_loss, router_entropy, 
 
 
 def make_layer(
-    d_in, d_out, num_experts, rank, top_k, *, bias=False, dtype=torch.float64, dropout=0.0, dispatch="auto", seed=0
+    d_in,
+    d_out,
+    num_experts,
+    rank,
+    top_k,
+    *,
+    bias=False,
+    dtype=torch.float64,
+    dropout=0.0,
+    dispatch="auto",
+    seed=0,
 ):
     torch.manual_seed(seed)
     base = nn.Linear(d_in, d_out, bias=bias, dtype=dtype).requires_grad_(False)
-    layer = LoRAMoELinear(base, num_experts, rank, top_k, alpha=3.0, dropout=dropout, dispatch=dispatch)
+    layer = LoRAMoELinear(
+        base, num_experts, rank, top_k, alpha=3.0, dropout=dropout, dispatch=dispatch
+    )
     nn.init.normal_(layer.lora_B)  # a trained adapter, not the zero one
     nn.init.normal_(layer.router.weight)
     return layer
@@ -31,7 +43,10 @@ def naive_forward(layer: LoRAMoELinear, x: torch.Tensor) -> torch.Tensor:
     for e in range(layer.num_experts):
         is_chosen = (chosen == e).any(dim=-1, keepdim=True)
         expert_out = x @ layer.lora_A[e].T @ layer.lora_B[e].T
-        out = out + torch.where(is_chosen, renormalised[..., e : e + 1], 0.0) * layer.scaling * expert_out
+        out = (
+            out
+            + torch.where(is_chosen, renormalised[..., e : e + 1], 0.0) * layer.scaling * expert_out
+        )
     return out
 
 
@@ -59,7 +74,9 @@ def rel_error(actual, expected):
     bias=st.booleans(),
     seed=st.integers(0, 2**16),
 )
-def test_stacked_form_equals_naive_loop_in_float64(d_in, d_out, num_experts, rank, top_k_fraction, layout, bias, seed):
+def test_stacked_form_equals_naive_loop_in_float64(
+    d_in, d_out, num_experts, rank, top_k_fraction, layout, bias, seed
+):
     top_k = max(1, round(top_k_fraction * num_experts))  # top_k == num_experts: dense routing
     layer = make_layer(d_in, d_out, num_experts, rank, top_k, bias=bias, seed=seed)
     x = torch.randn(*layout, d_in, dtype=torch.float64)
@@ -83,11 +100,15 @@ def test_stacked_form_equals_naive_loop_in_float64(d_in, d_out, num_experts, ran
     layout=st.sampled_from([(7,), (3, 4), (2, 2, 3)]),
     seed=st.integers(0, 2**16),
 )
-def test_grouped_dispatch_equals_naive_loop(d_in, d_out, num_experts, rank, top_k_fraction, layout, seed):
+def test_grouped_dispatch_equals_naive_loop(
+    d_in, d_out, num_experts, rank, top_k_fraction, layout, seed
+):
     """grouped_mm has no float64 kernel: float32 against the float64 definition on the same weights."""
     top_k = 1 + int(top_k_fraction * (num_experts - 1))  # sparse: 1 <= top_k < num_experts
     reference = make_layer(d_in, d_out, num_experts, rank, top_k, seed=seed)
-    layer = make_layer(d_in, d_out, num_experts, rank, top_k, dtype=torch.float32, dispatch="grouped", seed=seed)
+    layer = make_layer(
+        d_in, d_out, num_experts, rank, top_k, dtype=torch.float32, dispatch="grouped", seed=seed
+    )
     layer.load_state_dict(reference.state_dict())
     assert layer.grouped_dispatch
     x = torch.randn(*layout, d_in, dtype=torch.float64)
@@ -95,7 +116,9 @@ def test_grouped_dispatch_equals_naive_loop(d_in, d_out, num_experts, rank, top_
     naive = values_and_grads(reference, lambda inputs: naive_forward(reference, inputs), x)
     if top_k == 1:
         grouped.pop(), naive.pop()
-    for name, actual, expected in zip(["output", "x", "lora_A", "lora_B", "router"], grouped, naive, strict=False):
+    for name, actual, expected in zip(
+        ["output", "x", "lora_A", "lora_B", "router"], grouped, naive, strict=False
+    ):
         assert rel_error(actual.double(), expected) < 1e-5, name
 
 
@@ -117,7 +140,9 @@ def test_fresh_layer_is_exactly_the_base_layer():
     x = torch.randn(3, 5, 16)
     assert layer.lora_A.shape == (4, 2, 16) and layer.lora_B.shape == (4, 8, 2)
     assert layer.router.weight.shape == (4, 16) and layer.router.bias is None
-    assert layer.lora_A.abs().sum() > 0 and torch.equal(layer.lora_B, torch.zeros_like(layer.lora_B))
+    assert layer.lora_A.abs().sum() > 0 and torch.equal(
+        layer.lora_B, torch.zeros_like(layer.lora_B)
+    )
     assert torch.equal(layer(x), base(x))
 
 
@@ -148,11 +173,15 @@ def test_half_precision_base_with_float32_adapter():
 
 def contrastive_loss(dispatch):
     layer = make_layer(12, 8, 4, 4, 2, dtype=torch.float32, dispatch=dispatch).train()
-    layer.routing_context = RoutingContext(token_mask=torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]]))
+    layer.routing_context = RoutingContext(
+        token_mask=torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]])
+    )
     layer.enable_contrastive(temperature=0.1, queue_size=0)
     layer(torch.randn(2, 5, 12, generator=torch.Generator().manual_seed(0)))
     layer.last_routing.cl.backward()
-    return layer.last_routing.cl, [p.grad for p in (layer.lora_A, layer.lora_B, layer.router.weight)]
+    return layer.last_routing.cl, [
+        p.grad for p in (layer.lora_A, layer.lora_B, layer.router.weight)
+    ]
 
 
 def test_contrastive_loss_reaches_router_and_experts_in_both_dispatch_modes():
@@ -173,7 +202,9 @@ def test_routing_record_needs_a_matching_token_mask():
 
 def test_auto_dispatch_picks_grouped_for_wide_sparse_mixtures_on_cpu():
     def grouped(num_experts, rank, top_k, dtype=torch.float32, dispatch="auto"):
-        return make_layer(8, 8, num_experts, rank, top_k, dtype=dtype, dispatch=dispatch).grouped_dispatch
+        return make_layer(
+            8, 8, num_experts, rank, top_k, dtype=dtype, dispatch=dispatch
+        ).grouped_dispatch
 
     assert not grouped(8, 8, 2) and not grouped(16, 8, 2)  # E*r = 64, 128 < 128*k
     assert grouped(16, 16, 2) and grouped(16, 8, 1)
@@ -214,7 +245,10 @@ def test_cuda_training_step_never_waits_for_the_host(autocast):
             loss = loss + load_balancing_loss(routing.probs, routing.top_idx, token_mask)
             loss = loss + router_z_loss(routing.router_logits, token_mask)
         loss.backward()
-        stats = expert_load(routing.probs, routing.top_idx, token_mask), router_entropy(routing.probs, token_mask)
+        stats = (
+            expert_load(routing.probs, routing.top_idx, token_mask),
+            router_entropy(routing.probs, token_mask),
+        )
     finally:
         torch.cuda.set_sync_debug_mode(0)
     assert torch.isfinite(loss) and all(torch.isfinite(s).all() for s in stats)

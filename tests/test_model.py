@@ -58,7 +58,9 @@ def batch(seed=0, pad=3):
 
 
 def config(**overrides):
-    return SparseDoctorConfig(**{"num_experts": 4, "rank": 4, "top_k": 2, "dropout": 0.0, "queue_size": 16, **overrides})
+    return SparseDoctorConfig(
+        **{"num_experts": 4, "rank": 4, "top_k": 2, "dropout": 0.0, "queue_size": 16, **overrides}
+    )
 
 
 def test_fresh_adapter_leaves_logits_exactly_unchanged(base_dir):
@@ -70,7 +72,9 @@ def test_fresh_adapter_leaves_logits_exactly_unchanged(base_dir):
     for mode in (model.eval, model.train):
         mode()
         with torch.no_grad():
-            assert torch.equal(model(input_ids=input_ids, attention_mask=attention_mask).logits, expected)
+            assert torch.equal(
+                model(input_ids=input_ids, attention_mask=attention_mask).logits, expected
+            )
 
 
 def test_injection_targets_every_projection_and_freezes_the_base(base_dir, capsys):
@@ -79,11 +83,15 @@ def test_injection_targets_every_projection_and_freezes_the_base(base_dir, capsy
     assert len(layers) == TINY["num_hidden_layers"] * len(DEFAULT_TARGET_MODULES)
     assert all(isinstance(model.base_model.get_submodule(name), LoRAMoELinear) for name in layers)
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
-    assert trainable and all(name.endswith(("lora_A", "lora_B", "router.weight")) for name in trainable)
+    assert trainable and all(
+        name.endswith(("lora_A", "lora_B", "router.weight")) for name in trainable
+    )
     shapes = [layer.base_layer.weight.shape for layer in layers.values()]
     expected = sum(4 * 4 * (d_in + d_out) + 4 * d_in for d_out, d_in in shapes)  # A, B, router
     count, total = model.trainable_parameters()
-    assert count == expected and total == expected + sum(p.numel() for p in load_base(base_dir).parameters())
+    assert count == expected and total == expected + sum(
+        p.numel() for p in load_base(base_dir).parameters()
+    )
     model.print_trainable_parameters()
     assert f"trainable params: {expected:,d}" in capsys.readouterr().out
 
@@ -100,7 +108,9 @@ def test_bad_targets_are_refused(base_dir):
     [(None, 16, {0, 1, 2, 3}), ([0, -1], 16, {0, 3}), ([1], 0, {1})],
 )
 def test_contrastive_layers_get_the_loss_and_a_queue(base_dir, layers, queue_size, expected):
-    model = SparseDoctorModel(load_base(base_dir), config(contrastive_layers=layers, queue_size=queue_size))
+    model = SparseDoctorModel(
+        load_base(base_dir), config(contrastive_layers=layers, queue_size=queue_size)
+    )
     layers = model.adapted_layers.items()
     contrastive = {int(name.split(".")[2]) for name, layer in layers if layer.cl_temperature}
     queued = {int(name.split(".")[2]) for name, layer in layers if layer.memory_queue is not None}
@@ -127,14 +137,18 @@ def test_aux_losses_and_routing_stats(base_dir):
     stats = model.routing_stats()
     assert list(stats) == list(model.adapted_layers)
     for stat in stats.values():
-        assert torch.allclose(stat["load"].sum(), torch.tensor(1.0)) and not stat["load"].requires_grad
+        assert (
+            torch.allclose(stat["load"].sum(), torch.tensor(1.0)) and not stat["load"].requires_grad
+        )
         assert 0 <= stat["entropy"] <= math.log(4)
 
 
 def test_padding_is_left_out_of_routing_losses_and_representations(base_dir):
     """Right padding: real tokens never attend to it, so only what is done with the padded
     positions themselves could change the losses when the padding tokens change."""
-    model = trained_like(SparseDoctorModel(load_base(base_dir), config(queue_size=0, z_weight=0.1))).train()
+    model = trained_like(
+        SparseDoctorModel(load_base(base_dir), config(queue_size=0, z_weight=0.1))
+    ).train()
     input_ids, attention_mask = batch(pad=4)
     results = []
     for pad_token in (0, 7):
@@ -206,9 +220,16 @@ CHILD = textwrap.dedent(
 
 def test_save_and_reload_in_a_new_process_is_bitwise_identical(base_dir, tmp_path):
     model = saved_adapter(base_dir, tmp_path / "adapter")
-    assert sorted(p.name for p in (tmp_path / "adapter").iterdir() if p.suffix in (".bin", ".pt", ".pkl")) == []
+    assert (
+        sorted(
+            p.name for p in (tmp_path / "adapter").iterdir() if p.suffix in (".bin", ".pt", ".pkl")
+        )
+        == []
+    )
     input_ids, attention_mask = batch(seed=5)
-    save_file({"input_ids": input_ids, "attention_mask": attention_mask}, tmp_path / "inputs.safetensors")
+    save_file(
+        {"input_ids": input_ids, "attention_mask": attention_mask}, tmp_path / "inputs.safetensors"
+    )
     subprocess.run(
         [sys.executable, "-c", CHILD, str(base_dir), str(tmp_path / "adapter"), str(tmp_path)],
         check=True,
@@ -219,17 +240,24 @@ def test_save_and_reload_in_a_new_process_is_bitwise_identical(base_dir, tmp_pat
         expected = model(input_ids=input_ids, attention_mask=attention_mask).logits
     assert torch.equal(outputs.pop("logits"), expected)
     queues = model.queue_state_dict()  # buffer, labels, write pointer and fill count
-    assert queues.keys() == outputs.keys() and all(torch.equal(outputs[k], v) for k, v in queues.items())
+    assert queues.keys() == outputs.keys() and all(
+        torch.equal(outputs[k], v) for k, v in queues.items()
+    )
 
 
 def test_loading_into_a_base_of_another_shape_names_the_tensor(base_dir, tmp_path):
     saved_adapter(base_dir, tmp_path)
     torch.manual_seed(0)
     other = LlamaForCausalLM(LlamaConfig(**{**TINY, "intermediate_size": 96}))
-    with pytest.raises(ValueError, match=r"tensor model\.layers\.0\.mlp\.gate_proj\.lora_B has shape \(4, 128, 4\), the model expects \(4, 96, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"tensor model\.layers\.0\.mlp\.gate_proj\.lora_B has shape \(4, 128, 4\), the model expects \(4, 96, 4\)",
+    ):
         SparseDoctorModel.from_pretrained(other, tmp_path)
     deeper = LlamaForCausalLM(LlamaConfig(**{**TINY, "num_hidden_layers": 5}))
-    with pytest.raises(ValueError, match=r"missing tensor model\.layers\.4\.mlp\.down_proj\.lora_A"):
+    with pytest.raises(
+        ValueError, match=r"missing tensor model\.layers\.4\.mlp\.down_proj\.lora_A"
+    ):
         SparseDoctorModel.from_pretrained(deeper, tmp_path)
 
 
@@ -253,16 +281,25 @@ def test_transformers_auto_class_loads_the_adapter_folder(base_dir, tmp_path):
         expected = model(input_ids=input_ids, attention_mask=attention_mask).logits
         loaded = AutoModelForCausalLM.from_pretrained(tmp_path, trust_remote_code=True)
         assert type(loaded) is LlamaForCausalLM and not loaded.training
-        assert torch.equal(loaded(input_ids=input_ids, attention_mask=attention_mask).logits, expected)
+        assert torch.equal(
+            loaded(input_ids=input_ids, attention_mask=attention_mask).logits, expected
+        )
         # lm-eval's keyword arguments, with a bf16 base under the float32 adapter.
         loaded = AutoModelForCausalLM.from_pretrained(
             tmp_path, trust_remote_code=True, dtype=torch.bfloat16, revision="main", subfolder="",
             low_cpu_mem_usage=True, gguf_file=None, quantization_config=None, device_map={"": "cpu"},
         )  # fmt: skip
-        bf16_wrapper = SparseDoctorModel.from_pretrained(load_base(base_dir, dtype=torch.bfloat16), tmp_path).eval()
+        bf16_wrapper = SparseDoctorModel.from_pretrained(
+            load_base(base_dir, dtype=torch.bfloat16), tmp_path
+        ).eval()
         logits = loaded(input_ids=input_ids, attention_mask=attention_mask).logits
-        assert loaded.model.embed_tokens.weight.dtype == torch.bfloat16 and logits.dtype == torch.bfloat16
-        assert torch.equal(logits, bf16_wrapper(input_ids=input_ids, attention_mask=attention_mask).logits)
+        assert (
+            loaded.model.embed_tokens.weight.dtype == torch.bfloat16
+            and logits.dtype == torch.bfloat16
+        )
+        assert torch.equal(
+            logits, bf16_wrapper(input_ids=input_ids, attention_mask=attention_mask).logits
+        )
 
 
 def test_stock_lm_eval_evaluates_the_adapter_folder(base_dir, tmp_path):
@@ -274,12 +311,16 @@ def test_stock_lm_eval_evaluates_the_adapter_folder(base_dir, tmp_path):
     vocab = {f"w{i}": i for i in range(TINY["vocab_size"] - 2)} | {"[UNK]": 254, "[EOS]": 255}
     tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", eos_token="[EOS]")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, unk_token="[UNK]", eos_token="[EOS]"
+    )
     model = trained_like(SparseDoctorModel(load_base(base_dir), config())).eval()
     model.save_pretrained(tmp_path, tokenizer=tokenizer)
     lm = HFLM(pretrained=str(tmp_path), trust_remote_code=True, device="cpu", batch_size=1)
     assert any(isinstance(m, LoRAMoELinear) for m in lm.model.modules())
-    ((loglikelihood, _),) = lm.loglikelihood([Instance("loglikelihood", {}, ("w1 w2 w3", " w4"), 0)])
+    ((loglikelihood, _),) = lm.loglikelihood(
+        [Instance("loglikelihood", {}, ("w1 w2 w3", " w4"), 0)]
+    )
     with torch.no_grad():
         logits = model(input_ids=torch.tensor([[1, 2, 3]])).logits
     assert math.isclose(loglikelihood, logits[0, -1].log_softmax(-1)[4].item(), rel_tol=1e-5)

@@ -10,10 +10,14 @@ def results(tmp_path):
     results = tmp_path / "results" / "demo"
     (results / "tables").mkdir(parents=True)
     (results / "figures").mkdir()
-    (results / "tables" / "main.md").write_text("| Model | CMB |\n| :-- | --: |\n| lora | 31.0 ± 2.0 |\n")
+    (results / "tables" / "main.md").write_text(
+        "| Model | CMB |\n| :-- | --: |\n| lora | 31.0 ± 2.0 |\n"
+    )
     (results / "figures" / "sweep_top_k.png").write_bytes(b"png")
     (results / "figures" / "sweep_num_experts.png").write_bytes(b"png")
-    (results / "provenance.json").write_text(json.dumps({"git": {"commit": "a" * 40, "dirty": False}}))
+    (results / "provenance.json").write_text(
+        json.dumps({"git": {"commit": "a" * 40, "dirty": False}})
+    )
     return results
 
 

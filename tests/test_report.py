@@ -51,10 +51,17 @@ CMMLU_MED = {
 }
 TINY_LAYERS = 2
 MODULE_PATHS = {
-    "q_proj": "self_attn", "k_proj": "self_attn", "v_proj": "self_attn", "o_proj": "self_attn",
-    "gate_proj": "mlp", "up_proj": "mlp", "down_proj": "mlp",
+    "q_proj": "self_attn",
+    "k_proj": "self_attn",
+    "v_proj": "self_attn",
+    "o_proj": "self_attn",
+    "gate_proj": "mlp",
+    "up_proj": "mlp",
+    "down_proj": "mlp",
 }
-BENCHMARK_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time"
+BENCHMARK_HEADER = (
+    "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time"
+)
 
 
 # The synthetic results tree.
@@ -64,16 +71,23 @@ def write_results_tree(root: Path, config: dict, seed: int = 0, layers: int = TI
     for number, (name, spec) in enumerate(specs.items()):
         skill = 0.25 + 0.5 * number / len(specs)  # later models score a little higher, on average
         for task in config["evaluation"]["tasks"]:
-            write_json(root / "eval" / name / f"{task}.json", lm_eval_results(name, task, config, skill, rng))
+            write_json(
+                root / "eval" / name / f"{task}.json",
+                lm_eval_results(name, task, config, skill, rng),
+            )
             write_benchmark(root / "benchmarks" / "evaluate" / f"{name}-{task}.tsv", rng)
         if spec.trained:
             adapter = adapter_config(config, spec)
-            write_training(root / "train" / name, name, spec.variant, adapter, config["training"], rng, layers)
+            write_training(
+                root / "train" / name, name, spec.variant, adapter, config["training"], rng, layers
+            )
             write_benchmark(root / "benchmarks" / "train" / f"{name}.tsv", rng)
     write_leakage_report(root)
     # Single-job rules write benchmarks/{rule}.tsv; a path wildcard nests folders.
     write_benchmark(root / "benchmarks" / "prepare_base_model.tsv", rng)
-    write_benchmark(root / "benchmarks" / "download" / "github" / "cmb" / "test.json.tsv", rng, sampled=False)
+    write_benchmark(
+        root / "benchmarks" / "download" / "github" / "cmb" / "test.json.tsv", rng, sampled=False
+    )
 
 
 def write_leakage_report(root: Path) -> None:
@@ -82,8 +96,15 @@ def write_leakage_report(root: Path) -> None:
     sets = synthetic_data()
     for name in ("cmb.jsonl", "cmexam.jsonl"):
         write_jsonl(data / name, sets[name])
-    leaked = {**sets["cmb.jsonl"][1], "id": "cmexam-train-9", "benchmark": "cmexam", "split": "train"}
-    other = question("cmexam", "train", 0, ["发热", "咳嗽", "乏力", "头痛"], "A", text="流感最常见的全身症状是")
+    leaked = {
+        **sets["cmb.jsonl"][1],
+        "id": "cmexam-train-9",
+        "benchmark": "cmexam",
+        "split": "train",
+    }
+    other = question(
+        "cmexam", "train", 0, ["发热", "咳嗽", "乏力", "头痛"], "A", text="流感最常见的全身症状是"
+    )
     write_jsonl(data / "train.jsonl", [leaked, other])
     check_leakage(
         data / "train.jsonl", [data / "cmb.jsonl", data / "cmexam.jsonl"],
@@ -102,7 +123,9 @@ def _task_metrics(name: str, metric: str, items: list[float]) -> dict:
         "alias": name,
         "sample_len": len(items),
         f"{metric},none": mean(items),
-        f"{metric}_stderr,none": stderr_for_metric(mean, 100000)(items) if len(items) > 1 else "N/A",
+        f"{metric}_stderr,none": stderr_for_metric(mean, 100000)(items)
+        if len(items) > 1
+        else "N/A",
     }
 
 
@@ -135,7 +158,10 @@ def lm_eval_results(model: str, task: str, config: dict, skill: float, rng) -> d
         output["groups"] = {task: group}
     output |= {
         "group_subtasks": {task: list(leaves)} if task == "cmmlu_med" else {},
-        "configs": {leaf: {"task": leaf, "num_fewshot": shots, "metadata": {"version": 1.0}} for leaf in leaves},
+        "configs": {
+            leaf: {"task": leaf, "num_fewshot": shots, "metadata": {"version": 1.0}}
+            for leaf in leaves
+        },
         "versions": {name: 1.0 for name in results},
         "n-shot": {name: shots for name in results},
         "higher_is_better": {name: {metric: True} for name in results},
@@ -160,7 +186,9 @@ def lm_eval_results(model: str, task: str, config: dict, skill: float, rng) -> d
     return output
 
 
-def write_training(folder: Path, name: str, variant: str, adapter: dict, training: dict, rng, layers: int) -> None:
+def write_training(
+    folder: Path, name: str, variant: str, adapter: dict, training: dict, rng, layers: int
+) -> None:
     moe = variant != "lora"
     experts = adapter["num_experts"]
     layer_names = [
@@ -168,7 +196,9 @@ def write_training(folder: Path, name: str, variant: str, adapter: dict, trainin
         for layer in range(layers)
         for module in adapter["target_modules"]
     ]
-    trainable = len(layer_names) * (64 + 96) * adapter["rank"] * (experts if moe else adapter["top_k"])
+    trainable = (
+        len(layer_names) * (64 + 96) * adapter["rank"] * (experts if moe else adapter["top_k"])
+    )
     steps = training["max_steps"]
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "metrics.jsonl").open("w") as log:
@@ -179,15 +209,21 @@ def write_training(folder: Path, name: str, variant: str, adapter: dict, trainin
                 "lm_loss": lm_loss,
                 "lb_loss": 1.0 + 0.05 * rng.random() if moe else None,
                 "z_loss": None,
-                "cl_loss": 2.0 - step / steps + 0.1 * rng.random() if variant.startswith("sparsedoctor") else None,
+                "cl_loss": 2.0 - step / steps + 0.1 * rng.random()
+                if variant.startswith("sparsedoctor")
+                else None,
                 "lr": training["lr"],
                 "tokens_per_s": 900.0 + rng.random(),
                 "peak_memory_bytes": 300_000_000,
             }
-            record["loss"] = lm_loss + 0.01 * (record["lb_loss"] or 0) + 0.1 * (record["cl_loss"] or 0)
+            record["loss"] = (
+                lm_loss + 0.01 * (record["lb_loss"] or 0) + 0.1 * (record["cl_loss"] or 0)
+            )
             if moe:
                 record["router_entropy"] = {layer: float(rng.random()) for layer in layer_names}
-                record["expert_load"] = {layer: rng.dirichlet(np.ones(experts)).tolist() for layer in layer_names}
+                record["expert_load"] = {
+                    layer: rng.dirichlet(np.ones(experts)).tolist() for layer in layer_names
+                }
             log.write(json.dumps(record) + "\n")
     summary = {
         "model": name,
@@ -212,8 +248,16 @@ def write_benchmark(path: Path, rng, sampled: bool = True) -> None:
     where the job ended before Snakemake could sample it."""
     seconds = 5 + 30 * rng.random()
     rss = 800 + 400 * rng.random()
-    usage = [f"{rss:.2f}", f"{rss * 1.5:.2f}", f"{rss * 0.9:.2f}", f"{rss * 0.95:.2f}", "12.34", "1.20", "95.10",
-             f"{seconds * 0.9:.2f}"]
+    usage = [
+        f"{rss:.2f}",
+        f"{rss * 1.5:.2f}",
+        f"{rss * 0.9:.2f}",
+        f"{rss * 0.95:.2f}",
+        "12.34",
+        "1.20",
+        "95.10",
+        f"{seconds * 0.9:.2f}",
+    ]
     row = [f"{seconds:.4f}", f"0:00:{seconds:09.6f}", *(usage if sampled else ["NA"] * len(usage))]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(BENCHMARK_HEADER + "\n" + "\t".join(row) + "\n")
@@ -242,14 +286,26 @@ def markdown_rows(text: str) -> list[list[str]]:
 
 def test_every_table_and_figure_exists(ci_report):
     tables = ["main", "ablation_variants", "ablation_num_experts", "ablation_top_k", "efficiency"]
-    moe = ["lora_moe_dense", "lora_moe", "sparsedoctor_noqueue", "sparsedoctor",
-           "sparsedoctor-num_experts-2", "sparsedoctor-top_k-1"]
+    moe = [
+        "lora_moe_dense",
+        "lora_moe",
+        "sparsedoctor_noqueue",
+        "sparsedoctor",
+        "sparsedoctor-num_experts-2",
+        "sparsedoctor-top_k-1",
+    ]
     figures = ["sweep_num_experts", "sweep_top_k", "training_curves", "accuracy_vs_params"]
     figures += [f"expert_utilisation_{model}" for model in moe]
-    expected = [ci_report / "tables" / f"{name}.{ext}" for name in tables for ext in ("csv", "md", "tex")]
-    expected += [ci_report / "figures" / f"{name}.{ext}" for name in figures for ext in ("png", "pdf")]
+    expected = [
+        ci_report / "tables" / f"{name}.{ext}" for name in tables for ext in ("csv", "md", "tex")
+    ]
+    expected += [
+        ci_report / "figures" / f"{name}.{ext}" for name in figures for ext in ("png", "pdf")
+    ]
     expected += [ci_report / "REPORT.md", ci_report / "provenance.json"]
-    assert sorted(map(str, expected)) == sorted(map(str, ReportPlan.from_config(CI_CONFIG, ci_report).outputs()))
+    assert sorted(map(str, expected)) == sorted(
+        map(str, ReportPlan.from_config(CI_CONFIG, ci_report).outputs())
+    )
     for path in expected:
         assert path.is_file() and path.stat().st_size > 0, path
 
@@ -259,7 +315,9 @@ def test_main_csv_holds_the_lm_eval_numbers_unrounded(ci_report):
     assert [row["model"] for row in rows] == CI_CONFIG["variants"]
     for row in rows:
         for task in CI_CONFIG["evaluation"]["tasks"]:
-            metrics = json.loads((ci_report / "eval" / row["model"] / f"{task}.json").read_text())["results"][task]
+            metrics = json.loads((ci_report / "eval" / row["model"] / f"{task}.json").read_text())[
+                "results"
+            ][task]
             assert float(row[f"{task}_acc"]) == metrics["acc,none"]
             assert float(row[f"{task}_stderr"]) == metrics["acc_stderr,none"]
         accs = [float(row[f"{task}_acc"]) for task in ("cmb", "cmexam", "cmmlu_med")]
@@ -269,7 +327,9 @@ def test_main_csv_holds_the_lm_eval_numbers_unrounded(ci_report):
 def test_group_score_is_lm_eval_size_weighted_aggregate(ci_report):
     data = json.loads((ci_report / "eval" / "lora" / "cmmlu_med.json").read_text())
     subtasks = [data["results"][leaf] for leaf in CMMLU_MED]
-    weighted = sum(t["acc,none"] * t["sample_len"] for t in subtasks) / sum(t["sample_len"] for t in subtasks)
+    weighted = sum(t["acc,none"] * t["sample_len"] for t in subtasks) / sum(
+        t["sample_len"] for t in subtasks
+    )
     row = next(row for row in read_csv(ci_report / "tables" / "main.csv") if row["model"] == "lora")
     assert float(row["cmmlu_med_acc"]) == pytest.approx(weighted)
     assert int(row["cmmlu_med_n"]) == 7 * CI_CONFIG["evaluation"]["limit"]
@@ -282,7 +342,9 @@ def test_markdown_main_table_has_a_row_per_model_and_the_mean_as_average(ci_repo
     csv_rows = {row["model"]: row for row in read_csv(ci_report / "tables" / "main.csv")}
     for row in rows:
         accuracy = [float(re.match(r"\**([\d.]+)", cell)[1]) for cell in row[2:]]
-        expected = 100 * np.mean([float(csv_rows[row[0]][f"{t}_acc"]) for t in ("cmb", "cmexam", "cmmlu_med")])
+        expected = 100 * np.mean(
+            [float(csv_rows[row[0]][f"{t}_acc"]) for t in ("cmb", "cmexam", "cmmlu_med")]
+        )
         assert accuracy[3] == pytest.approx(expected, abs=0.05)
         assert all("\u00b1" in cell for cell in row[2:])
 
@@ -296,11 +358,16 @@ def test_tables_state_the_evaluation_protocol(ci_report):
     assert "4 of 2,000 questions" in (ci_report / "REPORT.md").read_text()
 
 
-@pytest.mark.parametrize("name", ["main", "ablation_variants", "ablation_num_experts", "ablation_top_k", "efficiency"])
+@pytest.mark.parametrize(
+    "name", ["main", "ablation_variants", "ablation_num_experts", "ablation_top_k", "efficiency"]
+)
 def test_latex_tables_are_well_formed_booktabs(ci_report, name):
     tex = (ci_report / "tables" / f"{name}.tex").read_text()
     lines = tex.splitlines()
-    order = [lines.index(marker) for marker in ("\\toprule", "\\midrule", "\\bottomrule", "\\end{tabular}")]
+    order = [
+        lines.index(marker)
+        for marker in ("\\toprule", "\\midrule", "\\bottomrule", "\\end{tabular}")
+    ]
     assert order == sorted(order) and tex.count("\\begin{table}") == tex.count("\\end{table}") == 1
     spec = re.search(r"\\begin\{tabular\}\{(\w+)\}", tex)[1]
     rows = lines[order[0] + 1 : order[2]]
@@ -315,8 +382,11 @@ def test_latex_tables_are_well_formed_booktabs(ci_report, name):
 def test_main_latex_bolds_the_best_of_each_column(ci_report):
     rows = read_csv(ci_report / "tables" / "main.csv")
     best = max(rows, key=lambda row: float(row["cmb_acc"]))
-    tex_row = next(line for line in (ci_report / "tables" / "main.tex").read_text().splitlines()
-                   if line.startswith(best["model"].replace("_", "\\_") + " &"))
+    tex_row = next(
+        line
+        for line in (ci_report / "tables" / "main.tex").read_text().splitlines()
+        if line.startswith(best["model"].replace("_", "\\_") + " &")
+    )
     assert tex_row.split(" & ")[2].startswith("\\textbf{")
 
 
@@ -331,7 +401,10 @@ def test_ablation_variants_deltas_are_relative_to_the_full_method(ci_report):
 
 def test_sweep_table_lists_each_value_with_its_model(ci_report):
     rows = read_csv(ci_report / "tables" / "ablation_num_experts.csv")
-    assert [(row["value"], row["model"]) for row in rows] == [("2", "sparsedoctor-num_experts-2"), ("4", "sparsedoctor")]
+    assert [(row["value"], row["model"]) for row in rows] == [
+        ("2", "sparsedoctor-num_experts-2"),
+        ("4", "sparsedoctor"),
+    ]
     assert "4 (default)" in (ci_report / "tables" / "ablation_num_experts.md").read_text()
 
 
@@ -341,14 +414,22 @@ def test_efficiency_table_joins_summary_and_benchmark(ci_report):
     summary = json.loads((ci_report / "train" / "lora" / "summary.json").read_text())
     assert int(rows["lora"]["trainable_params"]) == summary["trainable_params"]
     assert float(rows["lora"]["tokens_per_s"]) == summary["tokens_per_s"]
-    benchmark = (ci_report / "benchmarks" / "train" / "lora.tsv").read_text().splitlines()[1].split("\t")
+    benchmark = (
+        (ci_report / "benchmarks" / "train" / "lora.tsv").read_text().splitlines()[1].split("\t")
+    )
     assert float(rows["lora"]["max_rss_mb"]) == float(benchmark[2])
 
 
 def test_report_reads_well_and_links_existing_figures(ci_report):
     text = (ci_report / "REPORT.md").read_text()
     assert text.startswith("# SparseDoctor results: profile `ci`")
-    for heading in ("## Main results", "## Ablations", "## Training", "## Provenance", "### Config"):
+    for heading in (
+        "## Main results",
+        "## Ablations",
+        "## Training",
+        "## Provenance",
+        "### Config",
+    ):
         assert heading in text
     links = re.findall(r"\]\((figures/[^)]+)\)", text)
     assert "figures/training_curves.png" in links
@@ -367,12 +448,23 @@ def test_report_shows_the_training_evaluation_overlap(ci_report):
     assert "| cmb | 3 | 1 | 0 | 1 (33.33%) | 1 |" in overlap
     assert "| cmexam | 4 | 0 | 0 | 0 (0.00%) | 0 |" in overlap
     assert "Training rows matching an evaluation question: 1." in overlap
-    assert "[data/leakage.md](data/leakage.md)" in overlap and (ci_report / "data" / "leakage.md").is_file()
+    assert (
+        "[data/leakage.md](data/leakage.md)" in overlap
+        and (ci_report / "data" / "leakage.md").is_file()
+    )
 
 
 def test_provenance_records_code_software_and_checksums(ci_report):
     provenance = json.loads((ci_report / "provenance.json").read_text())
-    assert set(provenance["packages"]) == {"torch", "transformers", "peft", "lm_eval", "datasets", "snakemake", "seaborn"}
+    assert set(provenance["packages"]) == {
+        "torch",
+        "transformers",
+        "peft",
+        "lm_eval",
+        "datasets",
+        "snakemake",
+        "seaborn",
+    }
     assert provenance["packages"]["lm_eval"] == "0.4.13"
     assert provenance["config"] == CI_CONFIG
     assert provenance["data_checksums"] == {"resources/data/eval/cmb.jsonl": "ab" * 32}
@@ -408,7 +500,9 @@ def test_missing_training_benchmark_is_an_error_naming_the_file(tmp_path):
     root = tmp_path / "ci"
     write_results_tree(root, CI_CONFIG)
     shutil.rmtree(root / "benchmarks" / "train")
-    with pytest.raises(MissingInputError, match=re.escape(str(root / "benchmarks" / "train" / "lora.tsv"))):
+    with pytest.raises(
+        MissingInputError, match=re.escape(str(root / "benchmarks" / "train" / "lora.tsv"))
+    ):
         build_report(CI_CONFIG, root)
 
 
@@ -438,8 +532,12 @@ def test_single_value_sweep_gets_a_note_instead_of_a_plot(tmp_path):
     header = markdown_rows((root / "tables" / "main.md").read_text())[0]
     assert header == ["Model", "Description", "CMB", "CMExam", "CMMLU-Med", "CMB (gen)", "Average"]
     rows = read_csv(root / "tables" / "main.csv")
-    assert float(rows[0]["cmb_gen_acc"]) == json.loads((root / "eval" / "base" / "cmb_gen.json").read_text())[
-        "results"]["cmb_gen"]["exact_match,none"]
+    assert (
+        float(rows[0]["cmb_gen_acc"])
+        == json.loads((root / "eval" / "base" / "cmb_gen.json").read_text())["results"]["cmb_gen"][
+            "exact_match,none"
+        ]
+    )
 
 
 def test_protocol_note_names_models_evaluated_differently(tmp_path):
@@ -447,9 +545,15 @@ def test_protocol_note_names_models_evaluated_differently(tmp_path):
     write_results_tree(root, CI_CONFIG)
     plan = ReportPlan.from_config(CI_CONFIG, root)
     scores = load_scores(plan)
-    scores.loc[(scores.model == "base") & (scores.task == "cmb"), ["n_shot", "n_evaluated"]] = ["5", 2000]
+    scores.loc[(scores.model == "base") & (scores.task == "cmb"), ["n_shot", "n_evaluated"]] = [
+        "5",
+        2000,
+    ]
     note = protocol_note(plan, scores)
-    assert "CMB: 5-shot, 2,000 of 2,000 questions (base) vs. 0-shot, 4 of 2,000 questions (lora," in note
+    assert (
+        "CMB: 5-shot, 2,000 of 2,000 questions (base) vs. 0-shot, 4 of 2,000 questions (lora,"
+        in note
+    )
 
 
 def test_checksums_file_must_map_files_to_digests(tmp_path):

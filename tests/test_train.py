@@ -109,7 +109,9 @@ def test_every_variant_trains(tiny_model_dir, train_file, tmp_path, variant):
     )
     assert 0 < summary["trainable_params"] < summary["total_params"] and summary["tokens"] > 0
     repo = os.path.dirname(__file__)
-    head = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    head = subprocess.run(
+        ["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout
     assert summary["git"]["commit"] == head.strip()  # the code that made it
     assert summary["packages"]["torch"] == torch.__version__
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [

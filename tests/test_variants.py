@@ -12,7 +12,12 @@ from sdoc_model.model import SparseDoctorModel
 from sdoc_model.variants import VARIANTS, build_model, lora_config, variant_config
 
 TINY = LlamaConfig(
-    hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=128
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=128,
 )
 CONFIG = SparseDoctorConfig(num_experts=4, rank=4, top_k=2, alpha=8.0, queue_size=32)
 
@@ -25,7 +30,10 @@ def tiny_llama():
 def test_variant_configs():
     assert variant_config("sparsedoctor", CONFIG) == CONFIG
     assert variant_config("sparsedoctor_noqueue", CONFIG).queue_size == 0
-    assert variant_config("lora_moe", CONFIG).cl_weight == 0 and variant_config("lora_moe", CONFIG).top_k == 2
+    assert (
+        variant_config("lora_moe", CONFIG).cl_weight == 0
+        and variant_config("lora_moe", CONFIG).top_k == 2
+    )
     dense = variant_config("lora_moe_dense", CONFIG)
     assert dense.top_k == dense.num_experts == 4 and dense.cl_weight == 0
     assert variant_config("base", CONFIG) is CONFIG and variant_config("lora", CONFIG) is CONFIG
@@ -37,7 +45,10 @@ def test_lora_has_rank_k_times_r_and_the_same_scaling():
     lora = lora_config(CONFIG)
     assert lora.r == CONFIG.top_k * CONFIG.rank == 8
     assert lora.lora_alpha / lora.r == CONFIG.alpha / CONFIG.rank == CONFIG.scaling
-    assert set(lora.target_modules) == set(CONFIG.target_modules) and lora.lora_dropout == CONFIG.dropout
+    assert (
+        set(lora.target_modules) == set(CONFIG.target_modules)
+        and lora.lora_dropout == CONFIG.dropout
+    )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -76,7 +87,9 @@ def test_lora_saves_with_peft_and_reloads(tmp_path):
     reloaded = PeftModel.from_pretrained(tiny_llama(), tmp_path)
     input_ids = torch.randint(0, 128, (1, 5))
     with torch.no_grad():
-        assert torch.equal(reloaded(input_ids=input_ids).logits, model.eval()(input_ids=input_ids).logits)
+        assert torch.equal(
+            reloaded(input_ids=input_ids).logits, model.eval()(input_ids=input_ids).logits
+        )
 
 
 @pytest.mark.parametrize(
@@ -111,7 +124,9 @@ def test_contrastive_layers_resolve_against_the_model_depth():
 
 
 def test_config_json_round_trip(tmp_path):
-    config = SparseDoctorConfig(num_experts=16, contrastive_layers=[-2, -1], base_model_name_or_path="some/model")
+    config = SparseDoctorConfig(
+        num_experts=16, contrastive_layers=[-2, -1], base_model_name_or_path="some/model"
+    )
     config.save(tmp_path / "c.json")
     assert SparseDoctorConfig.load(tmp_path / "c.json") == config
     assert json.loads((tmp_path / "c.json").read_text())["num_experts"] == 16

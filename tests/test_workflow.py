@@ -28,7 +28,9 @@ def planned(output: str, rule: str) -> list[str]:
     """The wildcards line of every job of ``rule`` in a dry run's listing."""
     jobs = re.split(r"\n(?=rule \w+:)", output)
     return [
-        re.search(r"wildcards: (.*)", job).group(1) for job in jobs if job.startswith(f"rule {rule}:")
+        re.search(r"wildcards: (.*)", job).group(1)
+        for job in jobs
+        if job.startswith(f"rule {rule}:")
     ]
 
 
@@ -55,7 +57,9 @@ def test_paper_profile_covers_every_variant_sweep_point_and_external_model():
             default = value == config["adapter"][knob]
             assert ("sparsedoctor" if default else f"sparsedoctor-{knob}-{value}") in specs
     assert {"base", "lora", "lora_moe_dense", "lora_moe", "sparsedoctor_noqueue"} <= set(specs)
-    assert {name for name, spec in specs.items() if spec.kind == "external"} == set(config["external"])
+    assert {name for name, spec in specs.items() if spec.kind == "external"} == set(
+        config["external"]
+    )
 
 
 @pytest.mark.parametrize(

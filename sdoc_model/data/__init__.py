@@ -1,12 +1,12 @@
 """The data layer: pinned sources, download, normalisation, training mixture, leakage check.
 
-    sources    pinned URLs with sha256, and DATASETS: dataset name -> files + reader
-    download   fetch(), download_dataset(): verified, atomic, from a mirror or the internet
-    schema     the JSONL question schema and its validation
-    normalise  one reader per source format; normalise_dataset()
-    mixture    build_mixture(): the training mixture
-    leakage    check_leakage(): training/evaluation overlap report
-    __main__   the command line (python -m sdoc_model.data --help)
+sources    pinned URLs with sha256, and DATASETS: dataset name -> files + reader
+download   fetch(), download_dataset(): verified, atomic, from a mirror or the internet
+schema     the JSONL question schema and its validation
+normalise  one reader per source format; normalise_dataset()
+mixture    build_mixture(): the training mixture
+leakage    check_leakage(): training/evaluation overlap report
+__main__   the command line (python -m sdoc_model.data --help)
 """
 
 from .download import download_dataset, fetch

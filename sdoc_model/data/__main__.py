@@ -35,14 +35,23 @@ from .sources import DATASETS
 
 
 def _list(args: argparse.Namespace) -> object:
-    return {name: {"benchmark": spec.benchmark, "split": spec.split, "reader": spec.reader,
-                   "files": [s.url for s in spec.sources]} for name, spec in DATASETS.items()}
+    return {
+        name: {
+            "benchmark": spec.benchmark,
+            "split": spec.split,
+            "reader": spec.reader,
+            "files": [s.url for s in spec.sources],
+        }
+        for name, spec in DATASETS.items()
+    }
 
 
 def _download(args: argparse.Namespace) -> object:
     trust = args.trust_unpinned or trust_from_env()
-    return {name: [str(p) for p in download_dataset(name, args.raw_dir, args.mirror, trust)]
-            for name in args.names}
+    return {
+        name: [str(p) for p in download_dataset(name, args.raw_dir, args.mirror, trust)]
+        for name in args.names
+    }
 
 
 def _normalise(args: argparse.Namespace) -> object:
@@ -56,20 +65,34 @@ def _mixture(args: argparse.Namespace) -> object:
 
 def _leakage(args: argparse.Namespace) -> object:
     report = check_leakage(
-        args.train, args.eval, args.json, args.markdown, ngram=args.ngram,
-        threshold=args.threshold, with_options=not args.question_only,
-        max_examples=args.examples, drop_to=args.drop_leaked_to,
+        args.train,
+        args.eval,
+        args.json,
+        args.markdown,
+        ngram=args.ngram,
+        threshold=args.threshold,
+        with_options=not args.question_only,
+        max_examples=args.examples,
+        drop_to=args.drop_leaked_to,
     )
-    summary = {name: {k: s[k] for k in ("rows", "exact", "near", "leaked")}
-               for name, s in report["eval_sets"].items()}
+    summary = {
+        name: {k: s[k] for k in ("rows", "exact", "near", "leaked")}
+        for name, s in report["eval_sets"].items()
+    }
     dropped = report["dropped"]["rows_dropped"] if report["dropped"] else None
-    return {"eval_sets": summary, "training_rows_leaked": report["training_rows_leaked"],
-            "dropped": dropped}
+    return {
+        "eval_sets": summary,
+        "training_rows_leaked": report["training_rows_leaked"],
+        "dropped": dropped,
+    }
 
 
 def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(prog="python -m sdoc_model.data", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    main = argparse.ArgumentParser(
+        prog="python -m sdoc_model.data",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = main.add_subparsers(dest="command", required=True)
 
     commands.add_parser("list", help="the registered datasets").set_defaults(run=_list)
@@ -77,19 +100,28 @@ def parser() -> argparse.ArgumentParser:
     download = commands.add_parser("download", help="fetch and verify a dataset's files")
     download.add_argument("names", nargs="+", choices=sorted(DATASETS), metavar="NAME")
     download.add_argument("--raw-dir", type=Path, required=True)
-    download.add_argument("--mirror", type=Path, default=mirror_from_env(),
-                          help="copy from this mirror folder instead of downloading "
-                               "(default: $SDOC_MIRROR)")
-    download.add_argument("--trust-unpinned", action="store_true",
-                          help="keep files that have no pinned sha256 (also SDOC_TRUST_UNPINNED=1)")
+    download.add_argument(
+        "--mirror",
+        type=Path,
+        default=mirror_from_env(),
+        help="copy from this mirror folder instead of downloading (default: $SDOC_MIRROR)",
+    )
+    download.add_argument(
+        "--trust-unpinned",
+        action="store_true",
+        help="keep files that have no pinned sha256 (also SDOC_TRUST_UNPINNED=1)",
+    )
     download.set_defaults(run=_download)
 
     normalise = commands.add_parser("normalise", help="normalise a dataset into the schema")
     normalise.add_argument("name", choices=sorted(DATASETS), metavar="NAME")
     normalise.add_argument("--raw-dir", type=Path, required=True)
     normalise.add_argument("--out", type=Path, required=True)
-    normalise.add_argument("--lenient", action="store_true",
-                           help="quarantine bad rows into OUT-stem.quarantine.jsonl instead of failing")
+    normalise.add_argument(
+        "--lenient",
+        action="store_true",
+        help="quarantine bad rows into OUT-stem.quarantine.jsonl instead of failing",
+    )
     normalise.set_defaults(run=_normalise)
 
     mixture = commands.add_parser("mixture", help="build the training mixture")
@@ -105,11 +137,13 @@ def parser() -> argparse.ArgumentParser:
     leakage.add_argument("--markdown", type=Path, required=True)
     leakage.add_argument("--ngram", type=int, default=3)
     leakage.add_argument("--threshold", type=float, default=0.8)
-    leakage.add_argument("--question-only", action="store_true",
-                         help="compare question stems without their options")
+    leakage.add_argument(
+        "--question-only", action="store_true", help="compare question stems without their options"
+    )
     leakage.add_argument("--examples", type=int, default=5, help="example pairs per set and kind")
-    leakage.add_argument("--drop-leaked-to", type=Path,
-                         help="also write the mixture without its leaked rows here")
+    leakage.add_argument(
+        "--drop-leaked-to", type=Path, help="also write the mixture without its leaked rows here"
+    )
     leakage.set_defaults(run=_leakage)
     return main
 
@@ -118,8 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         result = args.run(args)
-    except (SchemaError, ChecksumError, UnverifiedSourceError, OSError, ValueError,
-            http.client.HTTPException) as error:
+    except (
+        SchemaError,
+        ChecksumError,
+        UnverifiedSourceError,
+        OSError,
+        ValueError,
+        http.client.HTTPException,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(json.dumps(result, ensure_ascii=False, indent=2))

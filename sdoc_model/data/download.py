@@ -57,7 +57,9 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def fetch(
-    source: Source, raw_dir: str | os.PathLike, mirror: str | os.PathLike | None = None,
+    source: Source,
+    raw_dir: str | os.PathLike,
+    mirror: str | os.PathLike | None = None,
     trust_unpinned: bool = False,
 ) -> Path:
     """Make `raw_dir / source.path` hold the verified file; fetch it only if it is not there yet.
@@ -67,8 +69,12 @@ def fetch(
     """
     dest = Path(raw_dir) / source.path
     if dest.exists():
-        _verify(source, sha256_file(dest), f"existing file {dest} (delete it to fetch again)",
-                trust_unpinned)
+        _verify(
+            source,
+            sha256_file(dest),
+            f"existing file {dest} (delete it to fetch again)",
+            trust_unpinned,
+        )
         return dest
     origin, where = _open_origin(source, mirror)
     with origin, atomic_open(dest, "wb") as out:
@@ -86,7 +92,9 @@ def fetch(
 
 
 def download_dataset(
-    name: str, raw_dir: str | os.PathLike, mirror: str | os.PathLike | None = None,
+    name: str,
+    raw_dir: str | os.PathLike,
+    mirror: str | os.PathLike | None = None,
     trust_unpinned: bool = False,
 ) -> list[Path]:
     """Fetch every file a registered dataset (sources.DATASETS) is built from."""
@@ -121,4 +129,3 @@ def _verify(source: Source, got: str, where: str, trust_unpinned: bool) -> None:
             f"checksum mismatch for {where} ({source.url}): expected sha256 {source.sha256} "
             f"(pinned in sdoc_model/data/sources.py), got {got}. Refusing to use it."
         )
-

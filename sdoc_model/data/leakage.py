@@ -97,8 +97,11 @@ class NearDuplicateIndex:
         """(training index, Jaccard) for every training text this one overlaps, in index order."""
         ids = self._ranked(_ngrams(text, self.ngram))
         size, id_set = len(ids), set(ids)
-        candidates = {t for gram_id in ids[: self._prefix_length(size)]
-                      for t in self.postings.get(gram_id, ())}
+        candidates = {
+            t
+            for gram_id in ids[: self._prefix_length(size)]
+            for t in self.postings.get(gram_id, ())
+        }
         found = []
         for train_index in sorted(candidates):
             other = self.train_sets[train_index]
@@ -112,20 +115,27 @@ class NearDuplicateIndex:
 
     def find(self, eval_texts: list[str]) -> list[Match]:
         """Every (evaluation, training) pair that is an exact or a near duplicate."""
-        return [Match(e, t, jaccard, self.train_texts[t] == text)
-                for e, text in enumerate(eval_texts) for t, jaccard in self.matches(text)]
+        return [
+            Match(e, t, jaccard, self.train_texts[t] == text)
+            for e, text in enumerate(eval_texts)
+            for t, jaccard in self.matches(text)
+        ]
 
 
 def _example(kind: str, match: Match, eval_records: list[dict], train: list[dict]) -> dict:
-    return {"kind": kind, "jaccard": round(match.jaccard, 3),
-            "eval_id": eval_records[match.eval_index]["id"],
-            "train_id": train[match.train_index]["id"],
-            "eval_question": eval_records[match.eval_index]["question"],
-            "train_question": train[match.train_index]["question"]}
+    return {
+        "kind": kind,
+        "jaccard": round(match.jaccard, 3),
+        "eval_id": eval_records[match.eval_index]["id"],
+        "train_id": train[match.train_index]["id"],
+        "eval_question": eval_records[match.eval_index]["question"],
+        "train_question": train[match.train_index]["question"],
+    }
 
 
-def _summarise(path: str, eval_records: list[dict], train: list[dict],
-               matches: list[Match], max_examples: int) -> dict:
+def _summarise(
+    path: str, eval_records: list[dict], train: list[dict], matches: list[Match], max_examples: int
+) -> dict:
     exact_eval = {m.eval_index for m in matches if m.exact}
     near_eval = {m.eval_index for m in matches} - exact_eval
     examples = []
@@ -133,17 +143,28 @@ def _summarise(path: str, eval_records: list[dict], train: list[dict],
         chosen = [m for m in matches if m.eval_index in wanted and m.exact == (kind == "exact")]
         examples += [_example(kind, m, eval_records, train) for m in chosen[:max_examples]]
     leaked = len(exact_eval) + len(near_eval)
-    return {"path": path, "rows": len(eval_records), "exact": len(exact_eval),
-            "near": len(near_eval), "leaked": leaked,
-            "leaked_fraction": round(leaked / len(eval_records), 4) if eval_records else 0.0,
-            "training_rows_matched": len({m.train_index for m in matches}),
-            "examples": examples}
+    return {
+        "path": path,
+        "rows": len(eval_records),
+        "exact": len(exact_eval),
+        "near": len(near_eval),
+        "leaked": leaked,
+        "leaked_fraction": round(leaked / len(eval_records), 4) if eval_records else 0.0,
+        "training_rows_matched": len({m.train_index for m in matches}),
+        "examples": examples,
+    }
 
 
 def check_leakage(
-    train_path: str | os.PathLike, eval_paths: list[str | os.PathLike],
-    json_path: str | os.PathLike, markdown_path: str | os.PathLike, *, ngram: int = 3,
-    threshold: float = 0.8, with_options: bool = True, max_examples: int = 5,
+    train_path: str | os.PathLike,
+    eval_paths: list[str | os.PathLike],
+    json_path: str | os.PathLike,
+    markdown_path: str | os.PathLike,
+    *,
+    ngram: int = 3,
+    threshold: float = 0.8,
+    with_options: bool = True,
+    max_examples: int = 5,
     drop_to: str | os.PathLike | None = None,
 ) -> dict:
     """Compare the mixture with every evaluation set and write the JSON and Markdown reports.
@@ -164,9 +185,12 @@ def check_leakage(
         report_sets[name] = _summarise(str(path), evals[name], train, matches, max_examples)
     report = {
         "training": {"path": str(train_path), "rows": len(train)},
-        "method": {"compared": "question + options" if with_options else "question",
-                   "normalisation": "NFKC, case folding, whitespace/punctuation/control removed",
-                   "ngram": ngram, "jaccard_threshold": threshold},
+        "method": {
+            "compared": "question + options" if with_options else "question",
+            "normalisation": "NFKC, case folding, whitespace/punctuation/control removed",
+            "ngram": ngram,
+            "jaccard_threshold": threshold,
+        },
         "eval_sets": report_sets,
         "training_rows_leaked": len(leaked_train),
         "dropped": None,
@@ -174,9 +198,12 @@ def check_leakage(
     if drop_to is not None:
         kept = [r for i, r in enumerate(train) if i not in leaked_train]
         write_jsonl(drop_to, kept)
-        report["dropped"] = {"output": str(drop_to), "rows_dropped": len(leaked_train),
-                             "rows_kept": len(kept),
-                             "ids": [train[i]["id"] for i in sorted(leaked_train)]}
+        report["dropped"] = {
+            "output": str(drop_to),
+            "rows_dropped": len(leaked_train),
+            "rows_kept": len(kept),
+            "ids": [train[i]["id"] for i in sorted(leaked_train)],
+        }
     write_text(json_path, json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     write_text(markdown_path, markdown_summary(report))
     return report
@@ -199,13 +226,20 @@ def overlap_summary(report: dict) -> list[str]:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, s in report["eval_sets"].items():
-        lines.append(f"| {name} | {s['rows']} | {s['exact']} | {s['near']} | {s['leaked']} "
-                     f"({s['leaked_fraction']:.2%}) | {s['training_rows_matched']} |")
-    lines += ["", f"Training rows matching an evaluation question: {report['training_rows_leaked']}."]
+        lines.append(
+            f"| {name} | {s['rows']} | {s['exact']} | {s['near']} | {s['leaked']} "
+            f"({s['leaked_fraction']:.2%}) | {s['training_rows_matched']} |"
+        )
+    lines += [
+        "",
+        f"Training rows matching an evaluation question: {report['training_rows_leaked']}.",
+    ]
     dropped = report["dropped"]
     if dropped:
-        lines.append(f"Dropped {dropped['rows_dropped']} of them; {dropped['rows_kept']} rows "
-                     f"written to `{dropped['output']}` (ids in the JSON report).")
+        lines.append(
+            f"Dropped {dropped['rows_dropped']} of them; {dropped['rows_kept']} rows "
+            f"written to `{dropped['output']}` (ids in the JSON report)."
+        )
     else:
         lines.append("They were not dropped.")
     return lines
@@ -216,7 +250,10 @@ def markdown_summary(report: dict) -> str:
     for name, s in report["eval_sets"].items():
         if s["examples"]:
             lines += ["", f"## Examples: {name}", ""]
-            lines += [f"- {x['kind']} (Jaccard {x['jaccard']:.2f}) `{x['eval_id']}` / "
-                      f"`{x['train_id']}`: {_one_line(x['eval_question'])} / "
-                      f"{_one_line(x['train_question'])}" for x in s["examples"]]
+            lines += [
+                f"- {x['kind']} (Jaccard {x['jaccard']:.2f}) `{x['eval_id']}` / "
+                f"`{x['train_id']}`: {_one_line(x['eval_question'])} / "
+                f"{_one_line(x['train_question'])}"
+                for x in s["examples"]
+            ]
     return "\n".join(lines) + "\n"

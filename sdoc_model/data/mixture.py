@@ -54,8 +54,9 @@ def build_mixture(
         if item.cap is not None and item.cap < len(records):
             used = [records[i] for i in sorted(rng.sample(range(len(records)), item.cap))]
         mixture += used
-        summary.append({"path": str(Path(item.path)), "cap": item.cap, "rows": len(records),
-                        "used": len(used)})
+        summary.append(
+            {"path": str(Path(item.path)), "cap": item.cap, "rows": len(records), "used": len(used)}
+        )
     rng.shuffle(mixture)
     write_jsonl(out_path, mixture)
     return MixtureReport(str(out_path), seed, len(mixture), summary)

@@ -35,7 +35,9 @@ class RowError(ValueError):
 class Parsed:
     row: int
     raw: object
-    fields: dict | None  # question, options, answer and optionally question_type, subject, explanation
+    fields: (
+        dict | None
+    )  # question, options, answer and optionally question_type, subject, explanation
     error: str | None = None
 
 
@@ -110,8 +112,11 @@ def _xmedbench_fields(raw) -> dict:
     answer = _XMED_ANSWER.fullmatch(answer_text)
     if answer_text and not answer:
         raise RowError(f"answer {answer_text!r} is not of the form (A) or (ABD)")
-    return {"question": _text(raw.get("question")), "options": options,
-            "answer": _letters(answer[1] if answer else "")}
+    return {
+        "question": _text(raw.get("question")),
+        "options": options,
+        "answer": _letters(answer[1] if answer else ""),
+    }
 
 
 def read_xmedbench_jsonl(path: Path) -> Iterator[Parsed]:
@@ -136,9 +141,12 @@ def read_cmmlu_csv(path: Path) -> Iterator[Parsed]:
     subject = path.stem  # CMMLU names each file after its English subject
 
     def fields(raw: dict) -> dict:
-        return {"question": _text(raw["Question"]),
-                "options": {k: _text(raw[k]) for k in "ABCD"},
-                "answer": _letters(raw["Answer"]), "subject": subject}
+        return {
+            "question": _text(raw["Question"]),
+            "options": {k: _text(raw[k]) for k in "ABCD"},
+            "answer": _letters(raw["Answer"]),
+            "subject": subject,
+        }
 
     return _parse_each(_csv_rows(path, {"Question", "A", "B", "C", "D", "Answer"}), fields)
 
@@ -171,8 +179,10 @@ def _cmb_answer(raw: dict, answer_key: dict | None) -> str:
     if own and own != keyed:
         raise RowError(f"answer {own!r} disagrees with the answer key's {keyed!r}")
     if entry.get("question_type") != raw.get("question_type"):
-        raise RowError(f"question_type {raw.get('question_type')!r} disagrees with the key's "
-                       f"{entry.get('question_type')!r}")
+        raise RowError(
+            f"question_type {raw.get('question_type')!r} disagrees with the key's "
+            f"{entry.get('question_type')!r}"
+        )
     return keyed
 
 
@@ -185,12 +195,14 @@ def _cmb_fields(raw, answer_key: dict | None) -> dict:
     option = raw.get("option")
     if not isinstance(option, dict):
         raise RowError("option is not an object of lettered options")
-    return {"question": _text(raw.get("question")),
-            "options": {str(k).strip(): _text(v) for k, v in option.items()},
-            "answer": _cmb_answer(raw, answer_key),
-            "question_type": _CMB_QUESTION_TYPES[declared],
-            "subject": _text(raw.get("exam_subject")) or None,
-            "explanation": _text(raw.get("explanation")) or None}
+    return {
+        "question": _text(raw.get("question")),
+        "options": {str(k).strip(): _text(v) for k, v in option.items()},
+        "answer": _cmb_answer(raw, answer_key),
+        "question_type": _CMB_QUESTION_TYPES[declared],
+        "subject": _text(raw.get("exam_subject")) or None,
+        "explanation": _text(raw.get("explanation")) or None,
+    }
 
 
 def read_cmb_exam_json(path: Path, answer_key: dict | None = None) -> Iterator[Parsed]:
@@ -214,11 +226,13 @@ def _cmexam_cell(value) -> str:
 
 def _cmexam_fields(raw: dict) -> dict:
     lines = [s for s in _cmexam_cell(raw["Options"]).splitlines() if s.strip()]
-    return {"question": _cmexam_cell(raw["Question"]),
-            "options": _lettered_options(lines, _CMEXAM_OPTION),
-            "answer": _letters(_cmexam_cell(raw["Answer"])),
-            "subject": _cmexam_cell(raw.get("Medical Discipline")) or None,  # test file only
-            "explanation": _cmexam_cell(raw["Explanation"]) or None}
+    return {
+        "question": _cmexam_cell(raw["Question"]),
+        "options": _lettered_options(lines, _CMEXAM_OPTION),
+        "answer": _letters(_cmexam_cell(raw["Answer"])),
+        "subject": _cmexam_cell(raw.get("Medical Discipline")) or None,  # test file only
+        "explanation": _cmexam_cell(raw["Explanation"]) or None,
+    }
 
 
 def read_cmexam_csv(path: Path) -> Iterator[Parsed]:
@@ -319,12 +333,19 @@ def normalise_dataset(
     quarantine = None
     if not strict:
         quarantine = quarantine_path(out_path)
-        write_jsonl(quarantine, ({"file": p.file, "row": p.row, "reason": p.reason, "raw": raw}
-                                 for p, raw in rejected))
+        write_jsonl(
+            quarantine,
+            ({"file": p.file, "row": p.row, "reason": p.reason, "raw": raw} for p, raw in rejected),
+        )
         if rejected:
             log.warning("%s: %d row(s) quarantined in %s", name, len(rejected), quarantine)
     multi = sum(r["question_type"] == "multi" for r in kept)
     return NormaliseReport(
-        dataset=name, output=str(out_path), quarantine=str(quarantine) if quarantine else None,
-        rows=len(kept), single=len(kept) - multi, multi=multi, quarantined=len(rejected),
+        dataset=name,
+        output=str(out_path),
+        quarantine=str(quarantine) if quarantine else None,
+        rows=len(kept),
+        single=len(kept) - multi,
+        multi=multi,
+        quarantined=len(rejected),
     )

@@ -18,8 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FIELDS = (
-    "id", "benchmark", "split", "question", "options", "answer", "question_type", "subject",
-    "explanation", "source",
+    "id",
+    "benchmark",
+    "split",
+    "question",
+    "options",
+    "answer",
+    "question_type",
+    "subject",
+    "explanation",
+    "source",
 )
 QUESTION_TYPES = ("single", "multi")
 ROW_CONVENTION = "rows are 1-based data rows, the header not counted"
@@ -48,7 +56,9 @@ class SchemaError(ValueError):
         listed = "\n".join(f"  {p}" for p in problems[: self.MAX_LISTED])
         more = len(problems) - self.MAX_LISTED
         tail = f"\n  ... and {more} more" if more > 0 else ""
-        super().__init__(f"{len(problems)} row(s) break the schema ({ROW_CONVENTION}):\n{listed}{tail}")
+        super().__init__(
+            f"{len(problems)} row(s) break the schema ({ROW_CONVENTION}):\n{listed}{tail}"
+        )
 
 
 def record_problems(record: dict) -> list[str]:
@@ -70,8 +80,11 @@ def record_problems(record: dict) -> list[str]:
         if record[field] is not None and not isinstance(record[field], str):
             problems.append(f"{field} is neither a string nor null")
     source = record["source"]
-    if not (isinstance(source, dict) and isinstance(source.get("url"), str)
-            and isinstance(source.get("row"), int)):
+    if not (
+        isinstance(source, dict)
+        and isinstance(source.get("url"), str)
+        and isinstance(source.get("row"), int)
+    ):
         problems.append('source is not {"url": str, "row": int}')
     return problems
 

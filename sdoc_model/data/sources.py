@@ -68,27 +68,36 @@ def huggingface_dataset_file(repo: str, revision: str, path: str, sha256: str | 
 # --- XMedBench (Apollo): the demo CMB and CMExam sets -------------------------------------
 APOLLO = ("FreedomIntelligence/Apollo", "639c9e884dbf9e93533fd18040a8662c11adf7d4")
 XMED_CMB_TEST = github_file(
-    *APOLLO, "metadata/test/zh/cmb-single.jsonl",
+    *APOLLO,
+    "metadata/test/zh/cmb-single.jsonl",
     "eccb32fd397cd6eb109630ebdc06fc8cab51a698fdbb997220757bbd1e27e20c",
 )
 XMED_CMB_DEV = github_file(
-    *APOLLO, "metadata/dev/exam/zh/cmb-single.jsonl",
+    *APOLLO,
+    "metadata/dev/exam/zh/cmb-single.jsonl",
     "01e72510bd17a9a3a913f68b6ef20b5e05a7c10efb03db5d368cafdfbc5cfc7e",
 )
 XMED_CMEXAM_TEST = github_file(
-    *APOLLO, "metadata/test/zh/cmexam.jsonl",
+    *APOLLO,
+    "metadata/test/zh/cmexam.jsonl",
     "5860c1e05cedf4d6d05e85ea13e9f576ec9bb5b92785410bad53209bc84e69c8",
 )
 XMED_CMEXAM_DEV = github_file(
-    *APOLLO, "metadata/dev/exam/zh/cmexam.jsonl",
+    *APOLLO,
+    "metadata/dev/exam/zh/cmexam.jsonl",
     "f3d378a5664f882b550ab61afb7ea4259bbebe56d9604112feda6b56fd08de50",
 )
 
 # --- CMMLU: the 7 medical subjects (the Baichuan2 / Apollo definition of CMMLU-Med) -------
 CMMLU = ("haonan-li/CMMLU", "d6e7b716d8ac694f38969a6c0407437d1fded799")
 CMMLU_MED_SUBJECTS = (
-    "anatomy", "clinical_knowledge", "college_medicine", "genetics", "nutrition",
-    "traditional_chinese_medicine", "virology",
+    "anatomy",
+    "clinical_knowledge",
+    "college_medicine",
+    "genetics",
+    "nutrition",
+    "traditional_chinese_medicine",
+    "virology",
 )
 _CMMLU_SHA256 = {
     "data/test/anatomy.csv": "b0488d7a394473ba9f3d6ba92a4a88f9c5b7738bc812b8aaea057218c9cf909c",
@@ -115,13 +124,15 @@ def _cmmlu_med(split: str) -> tuple[Source, ...]:
 
 # --- CMB-Exam: official answer key (GitHub) and questions (Hugging Face) -------------------
 CMB_TEST_ANSWER_KEY = github_file(
-    "FreedomIntelligence/CMB", "6c8ece46097dae736c6805dd3b831e1a38c08971",
+    "FreedomIntelligence/CMB",
+    "6c8ece46097dae736c6805dd3b831e1a38c08971",
     "data/CMB-test-choice-answer.json",
     "42130b20f7660a83dd92f3c005eb6a8ef1221c98d9b27d3351204143944b532f",
 )
 CMB_HF = ("FreedomIntelligence/CMB", "935fbc09edf1303d89872b21265ff597f426ac0d")
 CMB_EXAM_TEST = huggingface_dataset_file(
-    *CMB_HF, "CMB-Exam/CMB-test/CMB-test-choice-question-merge.json",
+    *CMB_HF,
+    "CMB-Exam/CMB-test/CMB-test-choice-question-merge.json",
     # Third-party value, not verified offline (see the module docstring).
     "99e6e858dd1955fe2b27fd1da75a7be8fbf6d27059fdb8cf61bc28383a68129c",
 )
@@ -139,11 +150,14 @@ CMEXAM_VAL = github_file(
     *CMEXAM, "data/val.csv", "58cc9776b2f17fdc3a235ceec9ae153ee3f617703293dda661c6decbffb1f190"
 )
 CMEXAM_TEST = github_file(
-    *CMEXAM, "data/test_with_annotations.csv",
+    *CMEXAM,
+    "data/test_with_annotations.csv",
     "e998f69b3f8108bf08bcb8cc9a2a6ed276afeabde6ba3caa3015789b1f6fd407",
 )
 CMEXAM_VAL_XLSX = github_file(
-    "kyre-99/CMExam-Dataset", "fbfa83c5d7f86b9c0c0190beda678d7a85367b8a", "val.xlsx",
+    "kyre-99/CMExam-Dataset",
+    "fbfa83c5d7f86b9c0c0190beda678d7a85367b8a",
+    "val.xlsx",
     "635448289ada26e163a352b150861e501ab8198bc338dafc1c4b6034210b02cf",
 )
 

@@ -13,10 +13,15 @@ from sdoc_model.report.inputs import MissingInputError
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m sdoc_model.report", description="Tables, figures and REPORT.md for one profile.")
+    parser = argparse.ArgumentParser(
+        prog="python -m sdoc_model.report",
+        description="Tables, figures and REPORT.md for one profile.",
+    )
     parser.add_argument("--config", type=Path, required=True, help="the profile's config YAML")
     parser.add_argument("--results", type=Path, help="results folder (default: results/<profile>)")
-    parser.add_argument("--checksums", type=Path, help="JSON object {data file: sha256} for the provenance")
+    parser.add_argument(
+        "--checksums", type=Path, help="JSON object {data file: sha256} for the provenance"
+    )
     args = parser.parse_args(argv)
 
     config = yaml.safe_load(args.config.read_text(encoding="utf-8"))

@@ -29,7 +29,9 @@ from sdoc_model.report.tables import (
 )
 
 
-def build_report(config: dict, results_dir: str | Path, checksums: dict[str, str] | None = None) -> list[Path]:
+def build_report(
+    config: dict, results_dir: str | Path, checksums: dict[str, str] | None = None
+) -> list[Path]:
     """Write every table, figure, provenance.json and REPORT.md into `results_dir`.
 
     Raises MissingInputError, naming each missing file, before writing anything.
@@ -82,20 +84,30 @@ def write_figures(plan: ReportPlan, scores: pd.DataFrame, summaries: pd.DataFram
         path = plan.train_metrics(model)
         log = load_training_log(path)
         if model in plan.moe_models:
-            figure = plots.expert_utilisation_figure(model, plots.mean_expert_load(log, str(path)), len(log))
+            figure = plots.expert_utilisation_figure(
+                model, plots.mean_expert_load(log, str(path)), len(log)
+            )
             plots.save_figure(figure, folder, f"expert_utilisation_{model}")
         if model in plan.trained_variants:
-            curves[model] = [{key: record.get(key) for key in ("step", *plots.LOSS_LABELS)} for record in log]
+            curves[model] = [
+                {key: record.get(key) for key in ("step", *plots.LOSS_LABELS)} for record in log
+            ]
     if curves:
         plots.save_figure(plots.training_curves_figure(curves), folder, "training_curves")
 
     if "accuracy_vs_params" in plan.figure_names():
         footer = plots.evaluation_footer(scores, plan.averaged_tasks)
         points, base_average = params_points(plan, scores, summaries)
-        plots.save_figure(plots.accuracy_vs_params_figure(points, base_average, footer), folder, "accuracy_vs_params")
+        plots.save_figure(
+            plots.accuracy_vs_params_figure(points, base_average, footer),
+            folder,
+            "accuracy_vs_params",
+        )
 
 
-def params_points(plan: ReportPlan, scores: pd.DataFrame, summaries: pd.DataFrame) -> tuple[pd.DataFrame, float | None]:
+def params_points(
+    plan: ReportPlan, scores: pd.DataFrame, summaries: pd.DataFrame
+) -> tuple[pd.DataFrame, float | None]:
     """Average accuracy against trainable parameters per model; and the base model's average."""
     sweep_labels = {
         model: f"{sweep.label}={value}"

@@ -69,7 +69,10 @@ def _figure(name: str, caption: str) -> str:
 
 def _ladder_section(plan: ReportPlan, tables: dict[str, Table]) -> list[str]:
     if "ablation_variants" not in tables:
-        return ["### Variant ladder", f"Not in this profile: it needs {FULL_METHOD} and another of {', '.join(LADDER)}."]
+        return [
+            "### Variant ladder",
+            f"Not in this profile: it needs {FULL_METHOD} and another of {', '.join(LADDER)}.",
+        ]
     return [
         "### Variant ladder",
         "Each rung adds one ingredient: dense soft routing, then top-k sparse routing, then the "
@@ -87,11 +90,16 @@ def _sweep_sections(plan: ReportPlan, tables: dict[str, Table]) -> list[str]:
         if sweep.varied:
             sections += [
                 tables[f"ablation_{sweep.knob}"].markdown(),
-                _figure(f"sweep_{sweep.knob}", f"Accuracy against {sweep.label}; error bars: \u00b11 standard error"),
+                _figure(
+                    f"sweep_{sweep.knob}",
+                    f"Accuracy against {sweep.label}; error bars: \u00b11 standard error",
+                ),
             ]
         else:
             values = ", ".join(str(value) for value, _ in sweep.points)
-            sections.append(f"Only one value ({values}) in this profile, so there is no sweep table or plot.")
+            sections.append(
+                f"Only one value ({values}) in this profile, so there is no sweep table or plot."
+            )
     return sections
 
 
@@ -103,12 +111,18 @@ def _training_sections(plan: ReportPlan, tables: dict[str, Table]) -> list[str]:
     if "accuracy_vs_params" in figures:
         sections += [
             "### Accuracy against trainable parameters",
-            _figure("accuracy_vs_params", "Average accuracy against trainable parameters (log scale) of "
-                    "the trained variants and the sweep points that change the parameter count (E); "
-                    "the dashed line is the untrained base model"),
+            _figure(
+                "accuracy_vs_params",
+                "Average accuracy against trainable parameters (log scale) of "
+                "the trained variants and the sweep points that change the parameter count (E); "
+                "the dashed line is the untrained base model",
+            ),
         ]
     if "training_curves" in figures:
-        sections += ["### Training curves", _figure("training_curves", "Training losses per variant")]
+        sections += [
+            "### Training curves",
+            _figure("training_curves", "Training losses per variant"),
+        ]
     if plan.moe_models:
         sections += ["### Expert utilisation", EXPERT_LOAD_NOTE]
         sections += [
@@ -118,15 +132,24 @@ def _training_sections(plan: ReportPlan, tables: dict[str, Table]) -> list[str]:
         ]
         sweep_models = [model for model in plan.moe_models if model not in plan.variants]
         if sweep_models:
-            links = ", ".join(f"[{model}](figures/expert_utilisation_{model}.png)" for model in sweep_models)
+            links = ", ".join(
+                f"[{model}](figures/expert_utilisation_{model}.png)" for model in sweep_models
+            )
             sections.append(f"Sweep points: {links}.")
     return sections
 
 
-def _provenance_sections(provenance: dict, summaries: pd.DataFrame | None, benchmarks: pd.DataFrame) -> list[str]:
+def _provenance_sections(
+    provenance: dict, summaries: pd.DataFrame | None, benchmarks: pd.DataFrame
+) -> list[str]:
     host = provenance["host"]
-    packages = "\n".join(f"| {name} | {version or 'not installed'} |" for name, version in provenance["packages"].items())
-    devices = ", ".join(sorted(set(summaries.device))) if summaries is not None else "none (no training)"
+    packages = "\n".join(
+        f"| {name} | {version or 'not installed'} |"
+        for name, version in provenance["packages"].items()
+    )
+    devices = (
+        ", ".join(sorted(set(summaries.device))) if summaries is not None else "none (no training)"
+    )
     sections = [
         "### Software and hardware",
         f"| package | version |\n|:--|:--|\n| python | {provenance['python']} |\n{packages}",
@@ -146,7 +169,9 @@ def _provenance_sections(provenance: dict, summaries: pd.DataFrame | None, bench
 def _compute_summary(benchmarks: pd.DataFrame) -> str:
     if benchmarks.empty:
         return "No Snakemake benchmark files found, so no compute totals."
-    per_rule = benchmarks.groupby("rule").agg(jobs=("job", "nunique"), seconds=("s", "sum"), max_rss=("max_rss", "max"))
+    per_rule = benchmarks.groupby("rule").agg(
+        jobs=("job", "nunique"), seconds=("s", "sum"), max_rss=("max_rss", "max")
+    )
     rows = "\n".join(
         f"| {row.Index} | {row.jobs} | {duration_text(row.seconds)} | {bytes_text(row.max_rss * 2**20)} |"
         for row in per_rule.itertuples()

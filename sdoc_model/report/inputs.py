@@ -18,7 +18,9 @@ class MissingInputError(FileNotFoundError):
     def __init__(self, missing: dict[Path, str]):
         self.missing = list(missing)
         lines = "\n".join(f"  {path}  ({what})" for path, what in missing.items())
-        super().__init__(f"{len(missing)} report input(s) missing; run the workflow steps that produce them:\n{lines}")
+        super().__init__(
+            f"{len(missing)} report input(s) missing; run the workflow steps that produce them:\n{lines}"
+        )
 
 
 def require_inputs(plan: ReportPlan) -> None:
@@ -50,7 +52,9 @@ def read_score(path: Path, task: str) -> Score:
     metric = TASK_METRICS[task]
     metrics = data.get("results", {}).get(task)
     if metrics is None:
-        raise ValueError(f"{path}: no results for task {task!r} (has {sorted(data.get('results', {}))})")
+        raise ValueError(
+            f"{path}: no results for task {task!r} (has {sorted(data.get('results', {}))})"
+        )
     if metric not in metrics:
         raise ValueError(f"{path}: task {task!r} has no metric {metric!r} (has {sorted(metrics)})")
     stderr_key = metric.replace(",", "_stderr,", 1)
@@ -59,7 +63,9 @@ def read_score(path: Path, task: str) -> Score:
         samples = [data["n-samples"][leaf] for leaf in leaves]
         shots = sorted({int(data["n-shot"][leaf]) for leaf in leaves})
     except KeyError as err:
-        raise ValueError(f"{path}: no 'n-samples'/'n-shot' entry for {err} (lm-eval writes one per task)") from err
+        raise ValueError(
+            f"{path}: no 'n-samples'/'n-shot' entry for {err} (lm-eval writes one per task)"
+        ) from err
     return Score(
         acc=float(metrics[metric]),
         stderr=_number(metrics.get(stderr_key)),
@@ -91,8 +97,16 @@ def load_scores(plan: ReportPlan) -> pd.DataFrame:
 
 # The summary.json fields the efficiency table reports.
 SUMMARY_FIELDS = (
-    "trainable_params", "total_params", "steps", "tokens", "tokens_per_s", "step_time_s",
-    "peak_memory_bytes", "wall_time_s", "device", "precision",
+    "trainable_params",
+    "total_params",
+    "steps",
+    "tokens",
+    "tokens_per_s",
+    "step_time_s",
+    "peak_memory_bytes",
+    "wall_time_s",
+    "device",
+    "precision",
 )
 
 
@@ -140,6 +154,8 @@ def load_benchmarks(results_dir: Path) -> pd.DataFrame:
     frames = []
     for path in sorted(folder.rglob("*.tsv")):
         rule, *job = path.relative_to(folder).with_suffix("").parts
-        frames.append(read_benchmark(path)[["s", "max_rss"]].assign(rule=rule, job="/".join(job) or rule))
+        frames.append(
+            read_benchmark(path)[["s", "max_rss"]].assign(rule=rule, job="/".join(job) or rule)
+        )
     columns = ["rule", "job", "s", "max_rss"]
     return pd.concat(frames)[columns] if frames else pd.DataFrame(columns=columns)

@@ -83,7 +83,9 @@ class ReportPlan:
     def from_config(cls, config: dict, results_dir: str | Path) -> ReportPlan:
         unknown = [task for task in config["evaluation"]["tasks"] if task not in TASK_METRICS]
         if unknown:
-            raise ValueError(f"evaluation.tasks: no report metric for {unknown}; expected tasks among {sorted(TASK_METRICS)}")
+            raise ValueError(
+                f"evaluation.tasks: no report metric for {unknown}; expected tasks among {sorted(TASK_METRICS)}"
+            )
         return cls(
             profile=config["profile"],
             results_dir=Path(results_dir),
@@ -97,7 +99,11 @@ class ReportPlan:
     @property
     def main_models(self) -> list[str]:
         """Variants and external models; sweep points have their own tables."""
-        return [name for name, spec in self.specs.items() if name in self.variants or spec.kind == "external"]
+        return [
+            name
+            for name, spec in self.specs.items()
+            if name in self.variants or spec.kind == "external"
+        ]
 
     @property
     def ladder(self) -> list[str]:
@@ -120,7 +126,9 @@ class ReportPlan:
     @property
     def params_models(self) -> list[str]:
         """Trained variants and the sweep points that change the trainable parameter count."""
-        resized = {model for sweep in self.sweeps if sweep.knob in SIZE_KNOBS for _, model in sweep.points}
+        resized = {
+            model for sweep in self.sweeps if sweep.knob in SIZE_KNOBS for _, model in sweep.points
+        }
         return [name for name in self.trained_models if name in self.variants or name in resized]
 
     @property
@@ -160,7 +168,9 @@ class ReportPlan:
     def benchmark_inputs(self) -> dict[Path, str]:
         """Snakemake writes these next to a training job's outputs (the rule's `benchmark:`)."""
         return {
-            self.train_benchmark(model): f"Snakemake benchmark of the {TRAIN_RULE!r} job of model {model!r}"
+            self.train_benchmark(
+                model
+            ): f"Snakemake benchmark of the {TRAIN_RULE!r} job of model {model!r}"
             for model in self.trained_models
         }
 
@@ -200,8 +210,16 @@ class ReportPlan:
         return names
 
     def outputs(self) -> list[Path]:
-        tables = [self.tables_dir / f"{name}.{ext}" for name in self.table_names() for ext in ("csv", "md", "tex")]
-        figures = [self.figures_dir / f"{name}.{ext}" for name in self.figure_names() for ext in ("png", "pdf")]
+        tables = [
+            self.tables_dir / f"{name}.{ext}"
+            for name in self.table_names()
+            for ext in ("csv", "md", "tex")
+        ]
+        figures = [
+            self.figures_dir / f"{name}.{ext}"
+            for name in self.figure_names()
+            for ext in ("png", "pdf")
+        ]
         return [*tables, *figures, self.provenance_path, self.report_path]
 
 
@@ -210,5 +228,6 @@ def _sweeps(config: dict) -> tuple[Sweep, ...]:
     for knob, value, model in sweep_points(config):
         by_knob.setdefault(knob, {})[value] = model
     return tuple(
-        Sweep(knob, tuple(sorted(points.items())), config["adapter"][knob]) for knob, points in by_knob.items()
+        Sweep(knob, tuple(sorted(points.items())), config["adapter"][knob])
+        for knob, points in by_knob.items()
     )

@@ -71,9 +71,17 @@ def _score_series(columns: dict[str, str]) -> list[tuple[str, str, dict]]:
     styles = []
     for index, (column, label) in enumerate(columns.items()):
         if column == AVERAGE:
-            styles.append((column, label, {"color": "black", "linewidth": 2.2, "marker": "s", "zorder": 3}))
+            styles.append(
+                (column, label, {"color": "black", "linewidth": 2.2, "marker": "s", "zorder": 3})
+            )
         else:
-            styles.append((column, label, {"color": palette[index], "linewidth": 1.3, "marker": "o", "alpha": 0.85}))
+            styles.append(
+                (
+                    column,
+                    label,
+                    {"color": palette[index], "linewidth": 1.3, "marker": "o", "alpha": 0.85},
+                )
+            )
     return styles
 
 
@@ -86,11 +94,25 @@ def sweep_figure(sweep: Sweep, wide: pd.DataFrame, columns: dict[str, str], foot
     offsets = np.linspace(-1, 1, len(columns)) * 0.012 * len(columns)
     for offset, (column, label, style) in zip(offsets, _score_series(columns), strict=True):
         x = _nudged(values, offset, sweep.knob)
-        ax.errorbar(x, 100 * wide[f"{column}_acc"], yerr=100 * wide[f"{column}_stderr"], label=label, capsize=3, **style)
+        ax.errorbar(
+            x,
+            100 * wide[f"{column}_acc"],
+            yerr=100 * wide[f"{column}_stderr"],
+            label=label,
+            capsize=3,
+            **style,
+        )
     _set_knob_axis(ax, sweep, values)
     ax.axvline(sweep.default, color="0.5", linestyle=":", linewidth=1)
-    ax.annotate("default", (sweep.default, 0), xycoords=("data", "axes fraction"), xytext=(3, 4),
-                textcoords="offset points", color="0.4", fontsize="small")
+    ax.annotate(
+        "default",
+        (sweep.default, 0),
+        xycoords=("data", "axes fraction"),
+        xytext=(3, 4),
+        textcoords="offset points",
+        color="0.4",
+        fontsize="small",
+    )
     low, high = ax.get_ylim()
     ax.set_ylim(max(low, -2), min(high, 102))
     ax.set_ylabel("accuracy (%)")
@@ -125,14 +147,20 @@ def mean_expert_load(log: list[dict], source: str) -> pd.DataFrame:
         for name, load in (record.get("expert_load") or {}).items():
             loads.setdefault(name, []).append(load)
     if not loads:
-        raise ValueError(f"{source}: no 'expert_load' in any logged step of a mixture-of-experts model")
+        raise ValueError(
+            f"{source}: no 'expert_load' in any logged step of a mixture-of-experts model"
+        )
     rows = []
     for name, steps in loads.items():
         match = LAYER_NAME.search(name)
         if match is None:
-            raise ValueError(f"{source}: cannot tell layer index and module from layer name {name!r}")
+            raise ValueError(
+                f"{source}: cannot tell layer index and module from layer name {name!r}"
+            )
         for expert, load in enumerate(np.mean(steps, axis=0)):
-            rows.append({"layer": int(match[1]), "module": match[2], "expert": expert, "load": load})
+            rows.append(
+                {"layer": int(match[1]), "module": match[2], "expert": expert, "load": load}
+            )
     return pd.DataFrame(rows)
 
 
@@ -154,26 +182,42 @@ def expert_utilisation_figure(model: str, load: pd.DataFrame, steps: int) -> Fig
     layer_ids = sorted(load.layer.unique())
     every = max(1, math.ceil(layers / 32))  # at most about 32 layer labels
     for ax, module in zip(axes, modules, strict=False):
-        grid = load[load.module == module].pivot(index="layer", columns="expert", values="load").reindex(layer_ids)
-        mesh = ax.pcolormesh(grid.to_numpy(), cmap=cmap, norm=norm, edgecolors="white", linewidth=0.3)
+        grid = (
+            load[load.module == module]
+            .pivot(index="layer", columns="expert", values="load")
+            .reindex(layer_ids)
+        )
+        mesh = ax.pcolormesh(
+            grid.to_numpy(), cmap=cmap, norm=norm, edgecolors="white", linewidth=0.3
+        )
         ax.set_title(module)
         ax.set_xlabel("expert")
         ax.grid(False)
     # Shared axes: setting ticks and the top-down layer order once applies to every panel.
     axes[0].set_xticks(np.arange(experts) + 0.5, range(experts))
-    axes[0].set_yticks(np.arange(0, layers, every) + 0.5, [f"L{layer}" for layer in layer_ids[::every]])
+    axes[0].set_yticks(
+        np.arange(0, layers, every) + 0.5, [f"L{layer}" for layer in layer_ids[::every]]
+    )
     axes[0].invert_yaxis()
-    for ax in axes[len(modules):]:
+    for ax in axes[len(modules) :]:
         ax.set_visible(False)
     figure.colorbar(mesh, ax=axes.tolist(), label="share of routed tokens", shrink=0.9)
-    figure.suptitle(f"Expert load of {model}: mean over {steps} logged steps (uniform = 1/{experts})")
+    figure.suptitle(
+        f"Expert load of {model}: mean over {steps} logged steps (uniform = 1/{experts})"
+    )
     return figure
 
 
 def training_curves_figure(logs: dict[str, list[dict]]) -> Figure:
     """LM loss per variant, and one panel per auxiliary loss that any variant logged."""
-    frames = {model: pd.DataFrame(log).set_index("step").sort_index() for model, log in logs.items()}
-    losses = [loss for loss in LOSS_LABELS if any(loss in frame and frame[loss].notna().any() for frame in frames.values())]
+    frames = {
+        model: pd.DataFrame(log).set_index("step").sort_index() for model, log in logs.items()
+    }
+    losses = [
+        loss
+        for loss in LOSS_LABELS
+        if any(loss in frame and frame[loss].notna().any() for frame in frames.values())
+    ]
     figure = new_figure(max(4.6, 3.3 * len(losses)), 3.6)
     axes = figure.subplots(1, len(losses), sharex=True, squeeze=False).ravel()
     colours = dict(zip(frames, sns.color_palette("colorblind", len(frames)), strict=True))
@@ -188,7 +232,9 @@ def training_curves_figure(logs: dict[str, list[dict]]) -> Figure:
         ax.set_xlabel("optimizer step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles, labels = axes[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5), frameon=False)
+    figure.legend(
+        handles, labels, loc="outside lower center", ncols=min(len(labels), 5), frameon=False
+    )
     figure.suptitle("Training losses (line: moving average; faint: every logged step)")
     return figure
 
@@ -198,14 +244,23 @@ def _smoothed(series: pd.Series) -> pd.Series:
     return series.rolling(window, center=True, min_periods=1).mean()
 
 
-def accuracy_vs_params_figure(points: pd.DataFrame, base_average: float | None, footer: str) -> Figure:
+def accuracy_vs_params_figure(
+    points: pd.DataFrame, base_average: float | None, footer: str
+) -> Figure:
     """Average accuracy against trainable parameters; columns: label, params, acc, stderr, sweep."""
     figure = new_figure(6.4, 4.2)
     ax = figure.subplots()
     for is_sweep, group in points.groupby("sweep"):
-        ax.errorbar(group.params, 100 * group.acc, yerr=100 * group.stderr, fmt="o", capsize=3,
-                    color="0.45" if is_sweep else "C0", mfc="white" if is_sweep else None,
-                    label="sweep points" if is_sweep else "variants")
+        ax.errorbar(
+            group.params,
+            100 * group.acc,
+            yerr=100 * group.stderr,
+            fmt="o",
+            capsize=3,
+            color="0.45" if is_sweep else "C0",
+            mfc="white" if is_sweep else None,
+            label="sweep points" if is_sweep else "variants",
+        )
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: count_text(value)))
@@ -213,7 +268,9 @@ def accuracy_vs_params_figure(points: pd.DataFrame, base_average: float | None, 
     # Room on the right for the labels.
     ax.set_xlim(points.params.min() / 1.5, points.params.max() * 3)
     if base_average is not None:
-        ax.axhline(100 * base_average, color="0.5", linestyle="--", linewidth=1, label="base (no training)")
+        ax.axhline(
+            100 * base_average, color="0.5", linestyle="--", linewidth=1, label="base (no training)"
+        )
     _label_points(ax, points)
     ax.set_xlabel("trainable parameters")
     ax.set_ylabel("average accuracy (%)")
@@ -232,8 +289,16 @@ def _label_points(ax, points: pd.DataFrame) -> None:
     column_of_point = (np.log10(ordered.params).diff().abs() > 0.05).cumsum()
     for _, column in ordered.groupby(column_of_point):
         column = column.sort_values("y")  # labels in the order of their points: no crossed leaders
-        label_y = np.maximum.accumulate(column.y.to_numpy() - gap * np.arange(len(column))) + gap * np.arange(len(column))
+        label_y = np.maximum.accumulate(
+            column.y.to_numpy() - gap * np.arange(len(column))
+        ) + gap * np.arange(len(column))
         label_y += column.y.mean() - label_y.mean()
         for row, y in zip(column.itertuples(), label_y, strict=True):
-            ax.annotate(row.label, (row.params, row.y), xytext=(row.params * 1.15, y), fontsize="small",
-                        va="center", arrowprops={"arrowstyle": "-", "color": "0.6", "linewidth": 0.6})
+            ax.annotate(
+                row.label,
+                (row.params, row.y),
+                xytext=(row.params * 1.15, y),
+                fontsize="small",
+                va="center",
+                arrowprops={"arrowstyle": "-", "color": "0.6", "linewidth": 0.6},
+            )

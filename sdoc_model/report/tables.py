@@ -36,11 +36,20 @@ class Table:
 
     def _grid(self, render: Callable[[str, bool], str]) -> list[list[str]]:
         """Header and body rows, every cell passed through render(text, is_best)."""
-        bold = self.bold if self.bold is not None else pd.DataFrame(False, self.cells.index, self.cells.columns)
+        bold = (
+            self.bold
+            if self.bold is not None
+            else pd.DataFrame(False, self.cells.index, self.cells.columns)
+        )
         header = [render(str(text), False) for text in [self.cells.index.name, *self.cells.columns]]
         body = [
-            [render(str(label), False), *(render(text, best) for text, best in zip(texts, marks, strict=True))]
-            for label, texts, marks in zip(self.cells.index, self.cells.values, bold.values, strict=True)
+            [
+                render(str(label), False),
+                *(render(text, best) for text, best in zip(texts, marks, strict=True)),
+            ]
+            for label, texts, marks in zip(
+                self.cells.index, self.cells.values, bold.values, strict=True
+            )
         ]
         return [header, *body]
 
@@ -77,7 +86,9 @@ class Table:
     def write(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.data.to_csv(folder / f"{self.name}.csv", index=False)
-        (folder / f"{self.name}.md").write_text(f"**{self.title}**\n\n{self.markdown()}", encoding="utf-8")
+        (folder / f"{self.name}.md").write_text(
+            f"**{self.title}**\n\n{self.markdown()}", encoding="utf-8"
+        )
         (folder / f"{self.name}.tex").write_text(self.latex(), encoding="utf-8")
 
 
@@ -181,17 +192,23 @@ def wide_scores(plan: ReportPlan, scores: pd.DataFrame, models: list[str]) -> pd
         if plan.averaged_tasks:
             averaged = indexed.loc[[(model, task) for task in plan.averaged_tasks]]
             row[f"{AVERAGE}_acc"] = averaged.acc.mean()
-            row[f"{AVERAGE}_stderr"] = math.sqrt((averaged.stderr**2).sum(skipna=False)) / len(averaged)
+            row[f"{AVERAGE}_stderr"] = math.sqrt((averaged.stderr**2).sum(skipna=False)) / len(
+                averaged
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def accuracy_cells(plan: ReportPlan, wide: pd.DataFrame, labels: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def accuracy_cells(
+    plan: ReportPlan, wide: pd.DataFrame, labels: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Formatted "acc ± se" cells and the best-per-column mask, one row per label."""
     cells, bold = {}, {}
     for column, header in score_columns(plan).items():
         acc = wide[f"{column}_acc"]
-        cells[header] = [accuracy_text(a, s) for a, s in zip(acc, wide[f"{column}_stderr"], strict=True)]
+        cells[header] = [
+            accuracy_text(a, s) for a, s in zip(acc, wide[f"{column}_stderr"], strict=True)
+        ]
         bold[header] = list(acc == acc.max())
     index = pd.Index(labels, name="Model")
     return pd.DataFrame(cells, index=index), pd.DataFrame(bold, index=index)
@@ -202,7 +219,9 @@ def protocol_note(plan: ReportPlan, scores: pd.DataFrame) -> str:
     parts = []
     for task in plan.tasks:
         rows = scores[scores.task == task]
-        settings = rows.groupby(["n_shot", "n_evaluated", "n_available"], sort=False).model.apply(list)
+        settings = rows.groupby(["n_shot", "n_evaluated", "n_available"], sort=False).model.apply(
+            list
+        )
         described = [
             f"{n_shot}-shot, {evaluated:,} of {available:,} questions"
             + (f" ({', '.join(models)})" if len(settings) > 1 else "")
@@ -261,13 +280,24 @@ def ladder_table(plan: ReportPlan, scores: pd.DataFrame) -> Table:
         delta = wide[f"{column}_acc"] - full[f"{column}_acc"]
         wide[f"{column}_delta"] = delta
         position = cells.columns.get_loc(header) + 1
-        texts = ["\u2014" if model == FULL_METHOD else delta_text(d) for model, d in zip(models, delta, strict=True)]
+        texts = [
+            "\u2014" if model == FULL_METHOD else delta_text(d)
+            for model, d in zip(models, delta, strict=True)
+        ]
         cells.insert(position, f"\u0394 {header}", texts)
         bold.insert(position, f"\u0394 {header}", False)
     cells.insert(0, "Change", wide.change.to_list())
     bold.insert(0, "Change", False)
     note = _caption(plan, scores, models, f" \u0394: percentage points relative to {FULL_METHOD}.")
-    return Table("ablation_variants", "Ablation: the variant ladder", wide, cells, note, bold, text_columns=("Change",))
+    return Table(
+        "ablation_variants",
+        "Ablation: the variant ladder",
+        wide,
+        cells,
+        note,
+        bold,
+        text_columns=("Change",),
+    )
 
 
 def sweep_table(plan: ReportPlan, sweep: Sweep, scores: pd.DataFrame) -> Table:
@@ -292,7 +322,10 @@ def efficiency_table(plan: ReportPlan, summaries: pd.DataFrame, benchmarks: pd.D
     data["max_rss_mb"] = train_jobs.max_rss.max().reindex(models)
     cells = pd.DataFrame(
         {
-            "Trainable params": [f"{count_text(p)} ({pct:.2g}%)" for p, pct in zip(data.trainable_params, data.trainable_pct, strict=True)],
+            "Trainable params": [
+                f"{count_text(p)} ({pct:.2g}%)"
+                for p, pct in zip(data.trainable_params, data.trainable_pct, strict=True)
+            ],
             "Tokens": [count_text(v) for v in data.tokens],
             "Tokens/s": [f"{v:,.0f}" for v in data.tokens_per_s],
             "Step time (s)": [f"{v:.3g}" for v in data.step_time_s],
@@ -308,4 +341,11 @@ def efficiency_table(plan: ReportPlan, summaries: pd.DataFrame, benchmarks: pd.D
         "and wall time from the training summary; max RSS from the Snakemake benchmark of the "
         f"{TRAIN_RULE!r} job."
     )
-    return Table("efficiency", "Training efficiency", data.reset_index(), cells, note, text_columns=("Device",))
+    return Table(
+        "efficiency",
+        "Training efficiency",
+        data.reset_index(),
+        cells,
+        note,
+        text_columns=("Device",),
+    )
