@@ -12,8 +12,8 @@ from pathlib import Path
 
 from datasets import Dataset
 
-from sdoc_model.answers import answer_choices, exact_set_match, extract_answer
-from sdoc_model.prompts import describe, option_letters
+from sdoc_model.eval.answers import answer_choices, exact_set_match, extract_answer
+from sdoc_model.eval.prompts import describe, option_letters
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR_VARIABLE = "SDOC_DATA_DIR"

@@ -24,7 +24,7 @@ SAMPLE_TEXTS = [
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    from sdoc_model.base_models import prepare_tiny_model
+    from sdoc_model.base_models.prepare import prepare_tiny_model
 
     return prepare_tiny_model(tmp_path_factory.mktemp("models") / "tiny", SAMPLE_TEXTS * 20)
 

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import BinaryIO
 
-from sdoc_model.atomic import atomic_open
+from sdoc_model.utils.atomic import atomic_open
 
 from .sources import Source, dataset
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from sdoc_model.atomic import write_jsonl
+from sdoc_model.utils.atomic import write_jsonl
 
 from .schema import RowProblem, SchemaError, iter_jsonl, record_problems
 from .sources import DatasetSpec, Source, dataset

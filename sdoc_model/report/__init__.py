@@ -6,10 +6,10 @@ or, from the Snakemake rule's script, ``build_report(config, results_dir, checks
 ``ReportPlan.from_config(config, results_dir)`` lists every input it reads and output it writes.
 """
 
-from sdoc_model.provenance import gather_provenance, load_checksums, write_provenance
 from sdoc_model.report.build import build_report
 from sdoc_model.report.inputs import MissingInputError
 from sdoc_model.report.plan import ReportPlan
+from sdoc_model.utils.provenance import gather_provenance, load_checksums, write_provenance
 
 __all__ = [
     "MissingInputError",

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from sdoc_model.provenance import load_checksums
 from sdoc_model.report.build import build_report
 from sdoc_model.report.inputs import MissingInputError
+from sdoc_model.utils.provenance import load_checksums
 
 
 def main(argv: list[str] | None = None) -> None:

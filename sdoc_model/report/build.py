@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from sdoc_model.provenance import gather_provenance, write_provenance
 from sdoc_model.report import plots
 from sdoc_model.report.document import report_markdown
 from sdoc_model.report.inputs import (
@@ -27,6 +26,7 @@ from sdoc_model.report.tables import (
     sweep_table,
     wide_scores,
 )
+from sdoc_model.utils.provenance import gather_provenance, write_provenance
 
 
 def build_report(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sdoc_model.experiments import SWEEP_LABELS, ModelSpec, model_specs, sweep_points
+from sdoc_model.profile import SWEEP_LABELS, ModelSpec, model_specs, sweep_points
 
 TASK_LABELS = {
     "cmb": "CMB",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sdoc_model.base_models import BaseModelError
+from sdoc_model.base_models.prepare import BaseModelError
 from sdoc_model.train.config import TRAINED_VARIANTS, load_run_config
 from sdoc_model.train.distributed import DistributedRunError
 from sdoc_model.train.loop import NonFiniteLossError, train

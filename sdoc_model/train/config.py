@@ -12,9 +12,9 @@ import torch
 import yaml
 from torch import nn
 
-from sdoc_model.base_models import check_model_folder
-from sdoc_model.config import SparseDoctorConfig
-from sdoc_model.variants import VARIANTS
+from sdoc_model.base_models.prepare import check_model_folder
+from sdoc_model.method.config import SparseDoctorConfig
+from sdoc_model.method.variants import VARIANTS
 
 TRAINED_VARIANTS = tuple(variant for variant in VARIANTS if variant != "base")
 SCHEDULERS = ("constant", "linear", "cosine")

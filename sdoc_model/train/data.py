@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from sdoc_model.data.schema import load_records
-from sdoc_model.prompts import render_answer, render_prompt
+from sdoc_model.eval.prompts import render_answer, render_prompt
 
 IGNORE_INDEX = -100
 EXPLANATION_CUE = "\n解析："

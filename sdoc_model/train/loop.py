@@ -8,7 +8,7 @@ and every `save_every` steps checkpointed. The final adapter is written at the e
 The LM loss is a mean over every response token of the optimizer step, on all processes
 together, so N processes with batch b/N each follow the same curve as one process with batch b.
 The router and contrastive losses and the memory queues cover the global micro-batch too:
-the layers gather over processes (sdoc_model.losses), so every process computes the same
+the layers gather over processes (sdoc_model.method.losses), so every process computes the same
 auxiliary losses and enqueues the same rows.
 """
 
@@ -34,11 +34,10 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 from transformers import AutoTokenizer, get_scheduler
 
-from sdoc_model.atomic import write_text
-from sdoc_model.base_models import load_base_model, save_model_folder
-from sdoc_model.config import SparseDoctorConfig
-from sdoc_model.model import SparseDoctorModel
-from sdoc_model.provenance import REPO_ROOT, git_state, software
+from sdoc_model.base_models.prepare import load_base_model, save_model_folder
+from sdoc_model.method.config import SparseDoctorConfig
+from sdoc_model.method.model import SparseDoctorModel
+from sdoc_model.method.variants import build_model, variant_config
 from sdoc_model.train import distributed
 from sdoc_model.train.checkpoint import (
     latest_checkpoint,
@@ -50,7 +49,8 @@ from sdoc_model.train.config import TrainingConfig, validate_run
 from sdoc_model.train.data import IGNORE_INDEX, StepData, load_sft_examples, step_data
 from sdoc_model.train.distributed import Processes
 from sdoc_model.train.metrics import MetricsLog, peak_memory
-from sdoc_model.variants import build_model, variant_config
+from sdoc_model.utils.atomic import write_text
+from sdoc_model.utils.provenance import REPO_ROOT, git_state, software
 
 KILL_AFTER_STEP_ENV = "SDOC_TRAIN_KILL_AFTER_STEP"  # tests: SIGKILL this process after that step
 SCHEDULERS = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
@@ -238,7 +238,7 @@ class Trainer:
         DDP averages gradients over processes, so this process's LM-loss sum is scaled by
         world_size / (response tokens of the whole step). The auxiliary losses are means over
         each global micro-batch (every process computes the same ones, see
-        sdoc_model.losses), averaged over micro-batches. Returns the detached sums to log (see
+        sdoc_model.method.losses), averaged over micro-batches. Returns the detached sums to log (see
         `micro_step_sums`), still on the device.
         """
         self.optimizer.zero_grad(set_to_none=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from sdoc_model.atomic import write_text
+from sdoc_model.utils.atomic import write_text
 
 
 def peak_memory(device: torch.device) -> tuple[int, str]:

@@ -4,8 +4,8 @@ import re
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from sdoc_model.config import SparseDoctorConfig
-from sdoc_model.experiments import model_specs
+from sdoc_model.method.config import SparseDoctorConfig
+from sdoc_model.profile import model_specs
 
 
 validate(config, "../schemas/config.schema.yaml")

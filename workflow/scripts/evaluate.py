@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from sdoc_model.evaluation import evaluate, model_args
+from sdoc_model.eval.runner import evaluate, model_args
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)

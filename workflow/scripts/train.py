@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from sdoc_model.experiments import adapter_config
+from sdoc_model.profile import adapter_config
 from sdoc_model.train import train
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "a", buffering=1)

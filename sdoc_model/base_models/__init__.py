@@ -1,0 +1,1 @@
+"""Base models prepared offline into plain Hugging Face folders, and the `sdoc` command."""

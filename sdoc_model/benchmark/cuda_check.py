@@ -1,0 +1,131 @@
+"""Check the CUDA paths on a GPU machine and record step times: ``python -m sdoc_model.benchmark.cuda_check``.
+
+Builds a SmolLM2-135M-shaped model (random weights, a tokenizer trained on the data), trains
+every variant for a few steps with bf16 autocast, checks device placement and dtypes, runs one
+lm-eval evaluation of the SparseDoctor checkpoint on the GPU, and writes every figure to
+``--out/cuda_check.json``. Each stage records its own failure and the next one still runs.
+Without a GPU it runs the same stages on the CPU (``--shape tiny`` for a quick smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+from sdoc_model.base_models.cli import corpus_texts
+from sdoc_model.base_models.prepare import prepare_tiny_model
+from sdoc_model.eval.runner import evaluate, model_args
+from sdoc_model.profile import ModelSpec
+
+SHAPES = {
+    "smollm2": dict(
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        max_position_embeddings=2048,
+    ),
+    "tiny": {},  # base_models.TINY_ARCHITECTURE
+}
+VARIANTS = ["lora", "lora_moe_dense", "lora_moe", "sparsedoctor_noqueue", "sparsedoctor"]
+
+
+def check_placement(model_dir: Path, device: str) -> dict:
+    """Load a checkpoint the way lm-eval does, in bf16, and report where it lives."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, trust_remote_code=True, dtype=torch.bfloat16
+    ).to(device)
+    devices = {str(p.device) for p in model.parameters()}
+    dtypes = {str(p.dtype) for p in model.parameters()}
+    ids = torch.randint(0, model.config.vocab_size, (2, 64), device=device)
+    with torch.no_grad():
+        logits = model(ids).logits
+    return {
+        "devices": sorted(devices),
+        "dtypes": sorted(dtypes),
+        "logits_dtype": str(logits.dtype),
+        "logits_finite": bool(torch.isfinite(logits).all()),
+    }
+
+
+def run_stage(record: dict, name: str, stage) -> None:
+    start = time.perf_counter()
+    try:
+        record[name] = {"ok": True, **stage()}
+    except Exception:  # record and go on: one broken stage must not hide the others
+        record[name] = {"ok": False, "error": traceback.format_exc()}
+    record[name]["seconds"] = round(time.perf_counter() - start, 2)
+    print(json.dumps({name: record[name]}, indent=1), flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m sdoc_model.benchmark.cuda_check", description=__doc__
+    )
+    parser.add_argument(
+        "--data", type=Path, required=True, help="folder with train.jsonl and eval/"
+    )
+    parser.add_argument("--work", type=Path, default=Path("/tmp/sdoc_cuda_check"))
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--limit", type=int, default=100, help="questions of the evaluation")
+    parser.add_argument("--shape", choices=SHAPES, default="smollm2")
+    args = parser.parse_args(argv)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    record: dict = {"device": name, "torch": torch.__version__}
+    base = args.work / "base_model"
+    train_file = args.data / "train.jsonl"
+    training = dict(
+        max_steps=args.steps, batch_size=8, grad_accum=1, lr=3e-4, scheduler="cosine",
+        warmup_steps=3, max_length=512, precision="auto", save_every=args.steps, keep_last=1,
+    )  # fmt: skip
+
+    run_stage(record, "prepare", lambda: {"model": str(prepare_tiny_model(
+        base, corpus_texts([train_file, *sorted((args.data / "eval").glob("*.jsonl"))]),
+        vocab_size=8192, **SHAPES[args.shape],
+    ))})  # fmt: skip
+
+    from sdoc_model.train import train
+
+    for variant in VARIANTS:
+
+        def stage(variant=variant):
+            summary = train(
+                variant, base, train_file, args.work / "models" / variant,
+                args.work / "logs" / variant, args.work / "checkpoints" / variant,
+                adapter={"num_experts": 8, "rank": 8, "top_k": 2, "alpha": 16}, training=training,
+            )  # fmt: skip
+            losses = [
+                json.loads(line)["lm_loss"]
+                for line in (args.work / "logs" / variant / "metrics.jsonl")
+                .read_text()
+                .splitlines()
+            ]
+            return {**summary, "first_lm_loss": losses[0], "last_lm_loss": losses[-1]}
+
+        run_stage(record, f"train_{variant}", stage)
+
+    sparsedoctor = args.work / "models" / "sparsedoctor"
+    run_stage(record, "placement_bf16", lambda: check_placement(sparsedoctor, device))
+    spec = ModelSpec("sparsedoctor", "trained", "sparsedoctor")
+    for task in ("cmb", "cmmlu_med"):
+        run_stage(record, f"evaluate_{task}", lambda task=task: {"results": evaluate(
+            model_args(spec, base, sparsedoctor, "auto"), task, args.data / "eval",
+            args.work / "eval" / f"{task}.json", num_fewshot=0, limit=args.limit, batch_size=16,
+        )["results"]})  # fmt: skip
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "cuda_check.json").write_text(json.dumps(record, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

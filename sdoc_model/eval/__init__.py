@@ -1,0 +1,1 @@
+"""Evaluation with lm-eval: the runner, the prompts and answer letters the tasks share."""

@@ -1,0 +1,98 @@
+"""Evaluate one (model, task) pair with lm-eval, exactly as the stock CLI would.
+
+Every checkpoint the workflow produces loads in the stock ``lm_eval`` CLI, so this module
+only chooses the ``--model_args`` for a model and runs lm-eval's own ``simple_evaluate``
+with this project's tasks. The equivalent shell command is stored with the results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from pathlib import Path
+
+import torch
+
+from sdoc_model.profile import ModelSpec
+
+TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks"
+
+
+def resolve_dtype(dtype: str) -> str:
+    """``auto`` means bfloat16 on a GPU and float32 on the CPU, where bf16 matmuls are slow."""
+    if dtype != "auto":
+        return dtype
+    return "bfloat16" if torch.cuda.is_available() else "float32"
+
+
+def model_args(spec: ModelSpec, base_model_dir: Path, model_dir: Path | None, dtype: str) -> str:
+    """The ``--model_args`` string that loads ``spec`` in lm-eval's ``hf`` model."""
+    if spec.kind == "external":
+        args = f"pretrained={spec.model_id}"
+        if spec.revision:
+            args += f",revision={spec.revision}"
+    elif spec.kind == "base":
+        args = f"pretrained={base_model_dir}"
+    elif spec.variant == "lora":
+        args = f"pretrained={base_model_dir},peft={model_dir}"
+    else:  # LoRA-MoE checkpoints describe themselves: config.json names their loader code
+        args = f"pretrained={model_dir},trust_remote_code=True"
+    return f"{args},dtype={resolve_dtype(dtype)}"
+
+
+def cli_command(
+    args: str, task: str, num_fewshot: int | None, limit: int | None, batch_size
+) -> str:
+    """The stock CLI call that reproduces one evaluation."""
+    command = [
+        "lm_eval", "--model", "hf", "--model_args", args, "--include_path", "tasks",
+        "--tasks", task, "--batch_size", str(batch_size),
+    ]  # fmt: skip
+    if num_fewshot is not None:
+        command += ["--num_fewshot", str(num_fewshot)]
+    if limit is not None:
+        command += ["--limit", str(limit)]
+    return shlex.join(command)
+
+
+def evaluate(
+    args: str,
+    task: str,
+    data_dir: Path,
+    out_path: Path,
+    num_fewshot: int | None = None,
+    limit: int | None = None,
+    batch_size: int | str = 8,
+    seed: int = 0,
+) -> dict:
+    """Run one task and write lm-eval's aggregated results JSON to ``out_path`` atomically."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+    from lm_eval.utils import handle_non_serializable
+
+    os.environ["SDOC_DATA_DIR"] = str(Path(data_dir).resolve())
+    results = lm_eval.simple_evaluate(
+        model="hf",
+        model_args=args,
+        tasks=[task],
+        num_fewshot=num_fewshot,
+        limit=limit,
+        batch_size=batch_size,
+        device="cuda" if torch.cuda.is_available() else "cpu",
+        log_samples=False,
+        # Only this project's tasks: indexing lm-eval's thousands of built-in ones costs ~15 s.
+        task_manager=TaskManager(include_path=str(TASKS_DIR), include_defaults=False),
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
+    )
+    results["sdoc"] = {"command": cli_command(args, task, num_fewshot, limit, batch_size)}
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    tmp.write_text(
+        json.dumps(results, indent=2, default=handle_non_serializable, ensure_ascii=False)
+    )
+    os.replace(tmp, out_path)
+    return results

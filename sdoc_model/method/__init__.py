@@ -1,0 +1,1 @@
+"""The method alone: SparseDoctor's config, layer, losses, memory queue, model and variants."""

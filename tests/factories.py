@@ -1,0 +1,50 @@
+"""Normalised benchmark rows made up for tests, in the schema the data layer writes."""
+
+from sdoc_model.eval.prompts import CMMLU_SUBJECTS
+
+
+def question(benchmark, split, number, options, answer, subject=None, text=None):
+    return {
+        "id": f"{benchmark}-{split}-{number}",
+        "benchmark": benchmark,
+        "split": split,
+        "question": text or f"关于{subject or benchmark}的第{number}题：下列说法正确的是",
+        "options": dict(zip("ABCDEFG", options, strict=False)),
+        "answer": answer,
+        "question_type": "multi" if len(answer) > 1 else "single",
+        "subject": subject,
+        "explanation": None,
+        "source": {"url": f"https://example.org/{benchmark}", "row": number},
+    }
+
+
+def synthetic_data():
+    """A few questions per file: 4-, 5- and 6-option, single and multi-answer, with subjects."""
+    five = ["胃溃疡", "十二指肠溃疡", "慢性胃炎", "胃癌", "胆囊炎"]
+    iron = ["口服铁剂", "输血", "注射铁剂", "维生素B12", "叶酸"]
+    enzymes = ["RNA聚合酶", "DNA聚合酶", "逆转录酶", "连接酶", "解旋酶"]
+    cmb = [
+        question("cmb", "test", 0, five, "A", "内科学", "患者，男，45岁，餐后上腹痛3年。诊断是"),
+        question("cmb", "test", 1, iron, "A", text="治疗缺铁性贫血首选"),
+        question("cmb", "test", 2, enzymes, "B", "生物化学", text="DNA复制的主要酶是"),
+    ]
+    cmexam = [
+        question("cmexam", "test", 0, five, "ACD", "消化内科"),
+        question("cmexam", "test", 1, five[:4], "C"),
+        question("cmexam", "test", 2, [*five, "阑尾炎"], "F"),
+        question("cmexam", "test", 3, five, "AB"),
+    ]
+    cmmlu = {
+        split: [
+            question("cmmlu_med", split, n, ["甲", "乙", "丙", "丁"], "ABCD"[n % 4], subject)
+            for subject in CMMLU_SUBJECTS
+            for n in range(size)
+        ]
+        for split, size in [("test", 2), ("dev", 5)]
+    }
+    return {
+        "cmb.jsonl": cmb,
+        "cmexam.jsonl": cmexam,
+        "cmmlu_med.jsonl": cmmlu["test"],
+        "cmmlu_med_dev.jsonl": cmmlu["dev"],
+    }

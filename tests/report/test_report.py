@@ -1,0 +1,565 @@
+"""The report module on a synthetic results tree shaped exactly like the workflow's outputs.
+
+`write_results_tree` fakes every input of a profile: lm-eval 0.4.13 aggregated result JSONs
+(metrics and group aggregates computed with lm-eval's own functions), training summaries and
+per-step logs, and Snakemake benchmark TSVs.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from lm_eval.api.metrics import (
+    aggregate_subtask_metrics,
+    mean,
+    pooled_sample_stderr,
+    stderr_for_metric,
+)
+from PIL import Image
+
+from sdoc_model.data.leakage import check_leakage
+from sdoc_model.profile import adapter_config, model_specs
+from sdoc_model.report import MissingInputError, build_report, load_checksums
+from sdoc_model.report.__main__ import main as report_cli
+from sdoc_model.report.inputs import load_scores
+from sdoc_model.report.plan import ReportPlan
+from sdoc_model.report.tables import protocol_note
+from sdoc_model.utils.atomic import write_jsonl
+from tests.factories import question, synthetic_data
+
+REPO = Path(__file__).resolve().parents[2]
+CI_CONFIG = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
+
+TEST_SET_SIZES = {"cmb": 2000, "cmexam": 2000, "cmb_gen": 2000, "cmexam_gen": 2000}
+# CMMLU's seven medical subjects and their test-set sizes (1,333 questions in all).
+CMMLU_MED = {
+    "cmmlu_med_anatomy": 148,
+    "cmmlu_med_clinical_knowledge": 237,
+    "cmmlu_med_college_medicine": 273,
+    "cmmlu_med_genetics": 176,
+    "cmmlu_med_nutrition": 145,
+    "cmmlu_med_traditional_chinese_medicine": 185,
+    "cmmlu_med_virology": 169,
+}
+TINY_LAYERS = 2
+MODULE_PATHS = {
+    "q_proj": "self_attn",
+    "k_proj": "self_attn",
+    "v_proj": "self_attn",
+    "o_proj": "self_attn",
+    "gate_proj": "mlp",
+    "up_proj": "mlp",
+    "down_proj": "mlp",
+}
+BENCHMARK_HEADER = (
+    "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time"
+)
+
+
+# The synthetic results tree.
+def write_results_tree(root: Path, config: dict, seed: int = 0, layers: int = TINY_LAYERS) -> None:
+    rng = np.random.default_rng(seed)
+    specs = model_specs(config)
+    for number, (name, spec) in enumerate(specs.items()):
+        skill = 0.25 + 0.5 * number / len(specs)  # later models score a little higher, on average
+        for task in config["evaluation"]["tasks"]:
+            write_json(
+                root / "eval" / name / f"{task}.json",
+                lm_eval_results(name, task, config, skill, rng),
+            )
+            write_benchmark(root / "benchmarks" / "evaluate" / f"{name}-{task}.tsv", rng)
+        if spec.trained:
+            adapter = adapter_config(config, spec)
+            write_training(
+                root / "train" / name, name, spec.variant, adapter, config["training"], rng, layers
+            )
+            write_benchmark(root / "benchmarks" / "train" / f"{name}.tsv", rng)
+    write_leakage_report(root)
+    # Single-job rules write benchmarks/{rule}.tsv; a path wildcard nests folders.
+    write_benchmark(root / "benchmarks" / "prepare_base_model.tsv", rng)
+    write_benchmark(
+        root / "benchmarks" / "download" / "github" / "cmb" / "test.json.tsv", rng, sampled=False
+    )
+
+
+def write_leakage_report(root: Path) -> None:
+    """The data rules' overlap report, from synthetic sets and a mixture holding one CMB question."""
+    data = root.parent / "resources"
+    sets = synthetic_data()
+    for name in ("cmb.jsonl", "cmexam.jsonl"):
+        write_jsonl(data / name, sets[name])
+    leaked = {
+        **sets["cmb.jsonl"][1],
+        "id": "cmexam-train-9",
+        "benchmark": "cmexam",
+        "split": "train",
+    }
+    other = question(
+        "cmexam", "train", 0, ["发热", "咳嗽", "乏力", "头痛"], "A", text="流感最常见的全身症状是"
+    )
+    write_jsonl(data / "train.jsonl", [leaked, other])
+    check_leakage(
+        data / "train.jsonl", [data / "cmb.jsonl", data / "cmexam.jsonl"],
+        root / "data" / "leakage.json", root / "data" / "leakage.md",
+    )  # fmt: skip
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _task_metrics(name: str, metric: str, items: list[float]) -> dict:
+    return {
+        "name": name,
+        "alias": name,
+        "sample_len": len(items),
+        f"{metric},none": mean(items),
+        f"{metric}_stderr,none": stderr_for_metric(mean, 100000)(items)
+        if len(items) > 1
+        else "N/A",
+    }
+
+
+def lm_eval_results(model: str, task: str, config: dict, skill: float, rng) -> dict:
+    """What lm-eval 0.4.13's evaluate() + simple_evaluate() + EvaluationTracker write."""
+    evaluation = config["evaluation"]
+    limit, shots = evaluation.get("limit"), evaluation.get("num_fewshot", {}).get(task, 0)
+    metric = "exact_match" if task.endswith("_gen") else "acc"
+    leaves = CMMLU_MED if task == "cmmlu_med" else {task: TEST_SET_SIZES[task]}
+    results, n_samples = {}, {}
+    for leaf, size in leaves.items():
+        evaluated = min(limit or size, size)
+        items = [float(x) for x in rng.random(evaluated) < skill]
+        results[leaf] = _task_metrics(leaf, metric, items)
+        n_samples[leaf] = {"original": size, "effective": evaluated}
+    output = {"results": results}
+    if task == "cmmlu_med":
+        values = [results[leaf][f"{metric},none"] for leaf in leaves]
+        sizes = [results[leaf]["sample_len"] for leaf in leaves]
+        stderrs = [results[leaf][f"{metric}_stderr,none"] for leaf in leaves]
+        group = {
+            "alias": "CMMLU-Med",
+            "name": task,
+            "sample_len": sum(sizes),
+            f"{metric},none": aggregate_subtask_metrics(values, sizes, True),
+            f"{metric}_stderr,none": float(pooled_sample_stderr(stderrs, sizes)),
+            "sample_count": {f"{metric},none": sum(sizes)},
+        }
+        results[task] = group
+        output["groups"] = {task: group}
+    output |= {
+        "group_subtasks": {task: list(leaves)} if task == "cmmlu_med" else {},
+        "configs": {
+            leaf: {"task": leaf, "num_fewshot": shots, "metadata": {"version": 1.0}}
+            for leaf in leaves
+        },
+        "versions": {name: 1.0 for name in results},
+        "n-shot": {name: shots for name in results},
+        "higher_is_better": {name: {metric: True} for name in results},
+        "n-samples": n_samples,
+        "config": {
+            "model": "hf",
+            "model_args": f"pretrained=results/ci/models/{model}",
+            "batch_size": evaluation.get("batch_size"),
+            "device": "cpu",
+            "limit": limit,
+            "bootstrap_iters": 100000,
+            "random_seed": 0,
+        },
+        "git_hash": "b21719a",
+        "date": 1767225600.0,
+        "lm_eval_version": "0.4.13",
+        "task_hashes": {},
+        "model_source": "hf",
+        "model_name": f"results/ci/models/{model}",
+        "total_evaluation_time_seconds": "12.5",
+    }
+    return output
+
+
+def write_training(
+    folder: Path, name: str, variant: str, adapter: dict, training: dict, rng, layers: int
+) -> None:
+    moe = variant != "lora"
+    experts = adapter["num_experts"]
+    layer_names = [
+        f"model.layers.{layer}.{MODULE_PATHS[module]}.{module}"
+        for layer in range(layers)
+        for module in adapter["target_modules"]
+    ]
+    trainable = (
+        len(layer_names) * (64 + 96) * adapter["rank"] * (experts if moe else adapter["top_k"])
+    )
+    steps = training["max_steps"]
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "metrics.jsonl").open("w") as log:
+        for step in range(1, steps + 1):
+            lm_loss = 7.0 * np.exp(-step / steps) + 0.2 * rng.random()
+            record = {
+                "step": step,
+                "lm_loss": lm_loss,
+                "lb_loss": 1.0 + 0.05 * rng.random() if moe else None,
+                "z_loss": None,
+                "cl_loss": 2.0 - step / steps + 0.1 * rng.random()
+                if variant.startswith("sparsedoctor")
+                else None,
+                "lr": training["lr"],
+                "tokens_per_s": 900.0 + rng.random(),
+                "peak_memory_bytes": 300_000_000,
+            }
+            record["loss"] = (
+                lm_loss + 0.01 * (record["lb_loss"] or 0) + 0.1 * (record["cl_loss"] or 0)
+            )
+            if moe:
+                record["router_entropy"] = {layer: float(rng.random()) for layer in layer_names}
+                record["expert_load"] = {
+                    layer: rng.dirichlet(np.ones(experts)).tolist() for layer in layer_names
+                }
+            log.write(json.dumps(record) + "\n")
+    summary = {
+        "model": name,
+        "variant": variant,
+        "trainable_params": trainable,
+        "total_params": 500_000 + trainable,
+        "steps": steps,
+        "tokens": steps * 4 * 192,
+        "wall_time_s": 20.0 + rng.random(),
+        "tokens_per_s": 900.0 + rng.random(),
+        "step_time_s": 0.4 + rng.random(),
+        "peak_memory_bytes": 300_000_000 + int(1e6 * rng.random()),
+        "device": "cpu",
+        "precision": "fp32",
+        "config": {"adapter": adapter, "training": training},
+    }
+    write_json(folder / "summary.json", summary)
+
+
+def write_benchmark(path: Path, rng, sampled: bool = True) -> None:
+    """Snakemake's benchmark TSV: seconds, h:m:s, then memory in MB (floats as %.2f); "NA"
+    where the job ended before Snakemake could sample it."""
+    seconds = 5 + 30 * rng.random()
+    rss = 800 + 400 * rng.random()
+    usage = [
+        f"{rss:.2f}",
+        f"{rss * 1.5:.2f}",
+        f"{rss * 0.9:.2f}",
+        f"{rss * 0.95:.2f}",
+        "12.34",
+        "1.20",
+        "95.10",
+        f"{seconds * 0.9:.2f}",
+    ]
+    row = [f"{seconds:.4f}", f"0:00:{seconds:09.6f}", *(usage if sampled else ["NA"] * len(usage))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(BENCHMARK_HEADER + "\n" + "\t".join(row) + "\n")
+
+
+# One full report on the ci profile, shared by the tests that only read it.
+@pytest.fixture(scope="module")
+def ci_report(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("results") / "ci"
+    write_results_tree(root, CI_CONFIG)
+    build_report(CI_CONFIG, root, checksums={"resources/data/eval/cmb.jsonl": "ab" * 32})
+    return root
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open() as rows:
+        return list(csv.DictReader(rows))
+
+
+def markdown_rows(text: str) -> list[list[str]]:
+    """The cells of the first Markdown table in `text`, header first, separator row skipped."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    rows = [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines]
+    return [rows[0], *rows[2:]]
+
+
+def test_every_table_and_figure_exists(ci_report):
+    tables = ["main", "ablation_variants", "ablation_num_experts", "ablation_top_k", "efficiency"]
+    moe = [
+        "lora_moe_dense",
+        "lora_moe",
+        "sparsedoctor_noqueue",
+        "sparsedoctor",
+        "sparsedoctor-num_experts-2",
+        "sparsedoctor-top_k-1",
+    ]
+    figures = ["sweep_num_experts", "sweep_top_k", "training_curves", "accuracy_vs_params"]
+    figures += [f"expert_utilisation_{model}" for model in moe]
+    expected = [
+        ci_report / "tables" / f"{name}.{ext}" for name in tables for ext in ("csv", "md", "tex")
+    ]
+    expected += [
+        ci_report / "figures" / f"{name}.{ext}" for name in figures for ext in ("png", "pdf")
+    ]
+    expected += [ci_report / "REPORT.md", ci_report / "provenance.json"]
+    assert sorted(map(str, expected)) == sorted(
+        map(str, ReportPlan.from_config(CI_CONFIG, ci_report).outputs())
+    )
+    for path in expected:
+        assert path.is_file() and path.stat().st_size > 0, path
+
+
+def test_main_csv_holds_the_lm_eval_numbers_unrounded(ci_report):
+    rows = read_csv(ci_report / "tables" / "main.csv")
+    assert [row["model"] for row in rows] == CI_CONFIG["variants"]
+    for row in rows:
+        for task in CI_CONFIG["evaluation"]["tasks"]:
+            metrics = json.loads((ci_report / "eval" / row["model"] / f"{task}.json").read_text())[
+                "results"
+            ][task]
+            assert float(row[f"{task}_acc"]) == metrics["acc,none"]
+            assert float(row[f"{task}_stderr"]) == metrics["acc_stderr,none"]
+        accs = [float(row[f"{task}_acc"]) for task in ("cmb", "cmexam", "cmmlu_med")]
+        assert float(row["average_acc"]) == pytest.approx(sum(accs) / 3, rel=1e-12)
+
+
+def test_group_score_is_lm_eval_size_weighted_aggregate(ci_report):
+    data = json.loads((ci_report / "eval" / "lora" / "cmmlu_med.json").read_text())
+    subtasks = [data["results"][leaf] for leaf in CMMLU_MED]
+    weighted = sum(t["acc,none"] * t["sample_len"] for t in subtasks) / sum(
+        t["sample_len"] for t in subtasks
+    )
+    row = next(row for row in read_csv(ci_report / "tables" / "main.csv") if row["model"] == "lora")
+    assert float(row["cmmlu_med_acc"]) == pytest.approx(weighted)
+    assert int(row["cmmlu_med_n"]) == 7 * CI_CONFIG["evaluation"]["limit"]
+
+
+def test_markdown_main_table_has_a_row_per_model_and_the_mean_as_average(ci_report):
+    header, *rows = markdown_rows((ci_report / "tables" / "main.md").read_text())
+    assert header == ["Model", "Description", "CMB", "CMExam", "CMMLU-Med", "Average"]
+    assert [row[0] for row in rows] == CI_CONFIG["variants"]
+    csv_rows = {row["model"]: row for row in read_csv(ci_report / "tables" / "main.csv")}
+    for row in rows:
+        accuracy = [float(re.match(r"\**([\d.]+)", cell)[1]) for cell in row[2:]]
+        expected = 100 * np.mean(
+            [float(csv_rows[row[0]][f"{t}_acc"]) for t in ("cmb", "cmexam", "cmmlu_med")]
+        )
+        assert accuracy[3] == pytest.approx(expected, abs=0.05)
+        assert all("\u00b1" in cell for cell in row[2:])
+
+
+def test_tables_state_the_evaluation_protocol(ci_report):
+    text = (ci_report / "tables" / "main.md").read_text()
+    assert "CMB: 0-shot, 4 of 2,000 questions;" in text
+    assert "CMMLU-Med: 0-shot, 28 of 1,333 questions." in text
+    assert "SUBSET" in text
+    assert "SUBSET" in (ci_report / "tables" / "main.tex").read_text()
+    assert "4 of 2,000 questions" in (ci_report / "REPORT.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "name", ["main", "ablation_variants", "ablation_num_experts", "ablation_top_k", "efficiency"]
+)
+def test_latex_tables_are_well_formed_booktabs(ci_report, name):
+    tex = (ci_report / "tables" / f"{name}.tex").read_text()
+    lines = tex.splitlines()
+    order = [
+        lines.index(marker)
+        for marker in ("\\toprule", "\\midrule", "\\bottomrule", "\\end{tabular}")
+    ]
+    assert order == sorted(order) and tex.count("\\begin{table}") == tex.count("\\end{table}") == 1
+    spec = re.search(r"\\begin\{tabular\}\{(\w+)\}", tex)[1]
+    rows = lines[order[0] + 1 : order[2]]
+    rows.remove("\\midrule")
+    for row in rows:
+        assert row.endswith("\\\\") and row.count("&") - row.count("\\&") == len(spec) - 1, row
+    assert all("_" not in row.replace("\\_", "") for row in rows)  # every underscore escaped
+    if name != "efficiency":
+        assert "\\textbf{" in tex
+
+
+def test_main_latex_bolds_the_best_of_each_column(ci_report):
+    rows = read_csv(ci_report / "tables" / "main.csv")
+    best = max(rows, key=lambda row: float(row["cmb_acc"]))
+    tex_row = next(
+        line
+        for line in (ci_report / "tables" / "main.tex").read_text().splitlines()
+        if line.startswith(best["model"].replace("_", "\\_") + " &")
+    )
+    assert tex_row.split(" & ")[2].startswith("\\textbf{")
+
+
+def test_ablation_variants_deltas_are_relative_to_the_full_method(ci_report):
+    rows = {row["model"]: row for row in read_csv(ci_report / "tables" / "ablation_variants.csv")}
+    assert list(rows) == ["lora_moe_dense", "lora_moe", "sparsedoctor_noqueue", "sparsedoctor"]
+    for row in rows.values():
+        for column in ("cmb", "average"):
+            expected = float(row[f"{column}_acc"]) - float(rows["sparsedoctor"][f"{column}_acc"])
+            assert float(row[f"{column}_delta"]) == pytest.approx(expected)
+
+
+def test_sweep_table_lists_each_value_with_its_model(ci_report):
+    rows = read_csv(ci_report / "tables" / "ablation_num_experts.csv")
+    assert [(row["value"], row["model"]) for row in rows] == [
+        ("2", "sparsedoctor-num_experts-2"),
+        ("4", "sparsedoctor"),
+    ]
+    assert "4 (default)" in (ci_report / "tables" / "ablation_num_experts.md").read_text()
+
+
+def test_efficiency_table_joins_summary_and_benchmark(ci_report):
+    rows = {row["model"]: row for row in read_csv(ci_report / "tables" / "efficiency.csv")}
+    assert set(rows) == {name for name, spec in model_specs(CI_CONFIG).items() if spec.trained}
+    summary = json.loads((ci_report / "train" / "lora" / "summary.json").read_text())
+    assert int(rows["lora"]["trainable_params"]) == summary["trainable_params"]
+    assert float(rows["lora"]["tokens_per_s"]) == summary["tokens_per_s"]
+    benchmark = (
+        (ci_report / "benchmarks" / "train" / "lora.tsv").read_text().splitlines()[1].split("\t")
+    )
+    assert float(rows["lora"]["max_rss_mb"]) == float(benchmark[2])
+
+
+def test_report_reads_well_and_links_existing_figures(ci_report):
+    text = (ci_report / "REPORT.md").read_text()
+    assert text.startswith("# SparseDoctor results: profile `ci`")
+    for heading in (
+        "## Main results",
+        "## Ablations",
+        "## Training",
+        "## Provenance",
+        "### Config",
+    ):
+        assert heading in text
+    links = re.findall(r"\]\((figures/[^)]+)\)", text)
+    assert "figures/training_curves.png" in links
+    for link in links:
+        assert (ci_report / link).is_file(), link
+    # 8 models x 3 tasks, 7 trainings, preparing the base model and one download
+    assert "Total wall time of the 33 benchmarked jobs" in text
+    assert "| download | 1 | " in text and " | n/a |" in text  # a job too short to sample memory
+    assert "| prepare_base_model | 1 |" in text
+    assert "ab" * 32 in text
+
+
+def test_report_shows_the_training_evaluation_overlap(ci_report):
+    text = (ci_report / "REPORT.md").read_text()
+    overlap = text[text.index("## Training / evaluation overlap") : text.index("## Provenance")]
+    assert "| cmb | 3 | 1 | 0 | 1 (33.33%) | 1 |" in overlap
+    assert "| cmexam | 4 | 0 | 0 | 0 (0.00%) | 0 |" in overlap
+    assert "Training rows matching an evaluation question: 1." in overlap
+    assert (
+        "[data/leakage.md](data/leakage.md)" in overlap
+        and (ci_report / "data" / "leakage.md").is_file()
+    )
+
+
+def test_provenance_records_code_software_and_checksums(ci_report):
+    provenance = json.loads((ci_report / "provenance.json").read_text())
+    assert set(provenance["packages"]) == {
+        "torch",
+        "transformers",
+        "peft",
+        "lm_eval",
+        "datasets",
+        "snakemake",
+        "seaborn",
+    }
+    assert provenance["packages"]["lm_eval"] == "0.4.13"
+    assert provenance["config"] == CI_CONFIG
+    assert provenance["data_checksums"] == {"resources/data/eval/cmb.jsonl": "ab" * 32}
+    assert set(provenance["git"]) == {"commit", "dirty"}
+    assert provenance["host"]["cpu_count"] >= 1
+
+
+def test_pngs_are_sane_images(ci_report):
+    for path in sorted((ci_report / "figures").glob("*.png")):
+        with Image.open(path) as image:
+            width, height = image.size
+            pixels = np.asarray(image.convert("L"), dtype=float)
+        assert 500 <= width <= 3000 and 300 <= height <= 3000, (path.name, image.size)
+        assert pixels.std() > 10, f"{path.name} looks blank"
+        assert path.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_missing_result_is_an_error_naming_the_file(tmp_path):
+    root = tmp_path / "ci"
+    write_results_tree(root, CI_CONFIG)
+    missing = root / "eval" / "sparsedoctor" / "cmexam.json"
+    missing.unlink()
+    with pytest.raises(MissingInputError, match=re.escape(str(missing))):
+        build_report(CI_CONFIG, root)
+    config_path = tmp_path / "ci.yaml"
+    config_path.write_text(yaml.safe_dump(CI_CONFIG))
+    with pytest.raises(SystemExit, match="model 'sparsedoctor' on task 'cmexam'"):
+        report_cli(["--config", str(config_path), "--results", str(root)])
+    assert not (root / "tables").exists()
+
+
+def test_missing_training_benchmark_is_an_error_naming_the_file(tmp_path):
+    root = tmp_path / "ci"
+    write_results_tree(root, CI_CONFIG)
+    shutil.rmtree(root / "benchmarks" / "train")
+    with pytest.raises(
+        MissingInputError, match=re.escape(str(root / "benchmarks" / "train" / "lora.tsv"))
+    ):
+        build_report(CI_CONFIG, root)
+
+
+def test_a_result_without_the_task_names_the_file(tmp_path):
+    root = tmp_path / "ci"
+    write_results_tree(root, CI_CONFIG)
+    path = root / "eval" / "base" / "cmb.json"
+    data = json.loads(path.read_text())
+    data["results"] = {"cmexam": data["results"]["cmb"]}
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=re.escape(f"{path}: no results for task 'cmb'")):
+        build_report(CI_CONFIG, root)
+
+
+def test_single_value_sweep_gets_a_note_instead_of_a_plot(tmp_path):
+    config = copy.deepcopy(CI_CONFIG)
+    config |= {"variants": ["base", "sparsedoctor"], "sweeps": {"num_experts": [4]}}
+    config["evaluation"]["tasks"] = ["cmb", "cmexam", "cmmlu_med", "cmb_gen"]
+    root = tmp_path / "single"
+    write_results_tree(root, config)
+    build_report(config, root, checksums={})
+    assert not (root / "figures" / "sweep_num_experts.png").exists()
+    assert not (root / "tables" / "ablation_num_experts.csv").exists()
+    report = (root / "REPORT.md").read_text()
+    assert "Only one value (4) in this profile, so there is no sweep table or plot." in report
+    assert "No data checksums were supplied" in report
+    header = markdown_rows((root / "tables" / "main.md").read_text())[0]
+    assert header == ["Model", "Description", "CMB", "CMExam", "CMMLU-Med", "CMB (gen)", "Average"]
+    rows = read_csv(root / "tables" / "main.csv")
+    assert (
+        float(rows[0]["cmb_gen_acc"])
+        == json.loads((root / "eval" / "base" / "cmb_gen.json").read_text())["results"]["cmb_gen"][
+            "exact_match,none"
+        ]
+    )
+
+
+def test_protocol_note_names_models_evaluated_differently(tmp_path):
+    root = tmp_path / "ci"
+    write_results_tree(root, CI_CONFIG)
+    plan = ReportPlan.from_config(CI_CONFIG, root)
+    scores = load_scores(plan)
+    scores.loc[(scores.model == "base") & (scores.task == "cmb"), ["n_shot", "n_evaluated"]] = [
+        "5",
+        2000,
+    ]
+    note = protocol_note(plan, scores)
+    assert (
+        "CMB: 5-shot, 2,000 of 2,000 questions (base) vs. 0-shot, 4 of 2,000 questions (lora,"
+        in note
+    )
+
+
+def test_checksums_file_must_map_files_to_digests(tmp_path):
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps({"raw/cmb.json": "ab" * 32}))
+    bad.write_text(json.dumps(["raw/cmb.json"]))
+    assert load_checksums(good) == {"raw/cmb.json": "ab" * 32}
+    with pytest.raises(ValueError, match="bad.json: expected a JSON object"):
+        load_checksums(bad)

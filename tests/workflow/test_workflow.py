@@ -1,0 +1,85 @@
+"""The Snakemake workflow's DAG for every profile, and config validation before any job runs."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sdoc_model.profile import model_specs
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+
+
+def dry_run(configfile: Path, workdir: Path = REPO) -> subprocess.CompletedProcess:
+    """Every job of the profile, whatever outputs already exist (the demo's are committed)."""
+    return subprocess.run(
+        [str(SNAKEMAKE), "-n", "--forceall", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+         "--configfile", str(configfile)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+
+
+def planned(output: str, rule: str) -> list[str]:
+    """The wildcards line of every job of ``rule`` in a dry run's listing."""
+    jobs = re.split(r"\n(?=rule \w+:)", output)
+    return [
+        re.search(r"wildcards: (.*)", job).group(1)
+        for job in jobs
+        if job.startswith(f"rule {rule}:")
+    ]
+
+
+@pytest.mark.parametrize("profile", ["ci", "config", "paper"])
+def test_every_profile_plans_a_job_per_model_and_task(profile):
+    config = yaml.safe_load((REPO / "config" / f"{profile}.yaml").read_text())
+    run = dry_run(REPO / "config" / f"{profile}.yaml")
+    assert run.returncode == 0, run.stderr + run.stdout
+    specs = model_specs(config)
+    trained = {f"model={name}" for name, spec in specs.items() if spec.trained}
+    assert set(planned(run.stdout, "train")) == trained
+    evaluations = planned(run.stdout, "evaluate")
+    assert len(evaluations) == len(set(evaluations))
+    assert set(evaluations) == {
+        f"model={model}, task={task}" for model in specs for task in config["evaluation"]["tasks"]
+    }
+
+
+def test_paper_profile_covers_every_variant_sweep_point_and_external_model():
+    config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    specs = model_specs(config)
+    for knob, values in config["sweeps"].items():
+        for value in values:
+            default = value == config["adapter"][knob]
+            assert ("sparsedoctor" if default else f"sparsedoctor-{knob}-{value}") in specs
+    assert {"base", "lora", "lora_moe_dense", "lora_moe", "sparsedoctor_noqueue"} <= set(specs)
+    assert {name for name, spec in specs.items() if spec.kind == "external"} == set(
+        config["external"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("adapter", "top_k", 16, "top_k"),
+        ("training", "lr", -1.0, "lr"),
+        ("evaluation", "tasks", ["mmlu"], "tasks"),
+        ("adapter", "rank", 0, "rank"),
+        ("training", "shuffle_buffer", 3, "shuffle_buffer"),
+    ],
+    ids=["k-above-E", "negative-lr", "unknown-task", "zero-rank", "unknown-key"],
+)
+def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, section, key, value, message):
+    config = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
+    config[section][key] = value
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    run = dry_run(bad, workdir=tmp_path)
+    assert run.returncode != 0
+    assert message in run.stdout + run.stderr
+    assert not (tmp_path / "resources").exists() and not (tmp_path / "results").exists()
