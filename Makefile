@@ -10,7 +10,7 @@ CORES ?= all
 # Benchmark files come from this mirror when it exists, else from their pinned URLs.
 export SDOC_MIRROR ?= $(wildcard $(abspath ../shared/benchdata))
 
-.PHONY: install demo test lint lock workflow-ci clean
+.PHONY: install demo test lint lock clean
 
 install: $(VENV)/.installed
 
@@ -26,8 +26,11 @@ demo: install
 	$(VENV)/bin/snakemake --cores $(CORES) --rerun-incomplete
 	$(PY) -m sdoc_model.report.readme README.md --results results/demo
 
+# Lint, formatting and the Snakemake linter: the same checks CI runs before the tests.
 lint: install
 	$(VENV)/bin/ruff check sdoc_model tests tasks workflow
+	$(VENV)/bin/ruff format --check sdoc_model tests tasks workflow
+	$(VENV)/bin/snakemake --lint
 
 test: lint
 	$(PY) -m pytest

@@ -8,7 +8,12 @@ into named :class:`ModelSpec` entries, so the Snakefile and the report agree on 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
+
+from sdoc_model.method.variants import FULL_METHOD, VARIANTS
 
 # Sweep knobs and the short label each gets in model names and plots.
 SWEEP_LABELS = {
@@ -18,7 +23,6 @@ SWEEP_LABELS = {
     "cl_temperature": "tau",
     "queue_size": "queue size",
 }
-SWEPT_VARIANT = "sparsedoctor"
 
 
 @dataclass(frozen=True)
@@ -37,19 +41,31 @@ class ModelSpec:
         return self.kind == "trained"
 
 
+def read_config(path: str | Path) -> dict:
+    """A YAML config file as a mapping (empty: {}); ValueError naming the file when it is not one."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected a mapping of config keys, got {type(config).__name__}")
+    return config
+
+
 def sweep_model_name(knob: str, value: Any) -> str:
-    return f"{SWEPT_VARIANT}-{knob}-{value}"
+    return f"{FULL_METHOD}-{knob}-{value}"
 
 
 def model_specs(config: dict) -> dict[str, ModelSpec]:
     """Every model of the profile by name, in the order the tables list them."""
     specs: dict[str, ModelSpec] = {}
     for variant in config["variants"]:
-        kind = "base" if variant == "base" else "trained"
+        kind = "trained" if VARIANTS[variant].trained else "base"
         specs[variant] = ModelSpec(variant, kind, variant)
     for knob, value, name in sweep_points(config):
         if name not in specs:
-            specs[name] = ModelSpec(name, "trained", SWEPT_VARIANT, {knob: value})
+            specs[name] = ModelSpec(name, "trained", FULL_METHOD, {knob: value})
     for name, external in (config.get("external") or {}).items():
         specs[name] = ModelSpec(
             name, "external", model_id=external["model_id"], revision=external.get("revision")
@@ -65,7 +81,7 @@ def sweep_points(config: dict) -> list[tuple[str, Any, str]]:
             raise ValueError(f"sweeps.{knob}: unknown knob; expected one of {sorted(SWEEP_LABELS)}")
         default = config["adapter"][knob]
         for value in values:
-            name = SWEPT_VARIANT if value == default else sweep_model_name(knob, value)
+            name = FULL_METHOD if value == default else sweep_model_name(knob, value)
             points.append((knob, value, name))
     return points
 

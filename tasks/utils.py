@@ -6,13 +6,13 @@ training code renders exactly what these tasks ask.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from datasets import Dataset
 
-from sdoc_model.eval.answers import answer_choices, exact_set_match, extract_answer
+from sdoc_model.data.schema import load_records
+from sdoc_model.eval.answers import exact_set_match, extract_answer
 from sdoc_model.eval.prompts import describe, option_letters
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -33,30 +33,14 @@ def _read_rows(path: Path, subject: str | None) -> list[dict]:
             "resources/<profile>/data/eval/*.jsonl) or `python -m sdoc_model.data normalise`, "
             f"and set {DATA_DIR_VARIABLE} to the folder that holds it."
         )
-    rows = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                if subject is None or row["subject"] == subject:
-                    rows.append(_doc(row))
-            except (ValueError, KeyError) as err:  # JSONDecodeError is a ValueError
-                raise ValueError(
-                    f"{path}:{number}: not a usable normalised question: {err!r}"
-                ) from err
+    # Every row checked against the schema: a bad one is named by file and line.
+    rows = [_doc(row) for row in load_records(path) if subject is None or row["subject"] == subject]
     if not rows:
         raise ValueError(f"{path} has no questions" + (f" of subject {subject}" if subject else ""))
     return rows
 
 
 def _doc(row: dict) -> dict:
-    if row["answer"] not in answer_choices(row):
-        raise ValueError(
-            f"answer {row['answer']!r} is not one of the choices of a {row['question_type']} "
-            f"question with options {option_letters(row)}"
-        )
     # lm-eval takes the description from a doc field; it cannot call a function.
     return {**row, "prompt_description": describe(row)}
 

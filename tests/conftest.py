@@ -45,3 +45,19 @@ def mirror() -> Path:
     folder = Path(os.environ.get("SDOC_MIRROR") or REPO.parent / "shared" / "benchdata")
     assert (folder / "MANIFEST.tsv").is_file(), f"no benchmark mirror at {folder}; set SDOC_MIRROR"
     return folder
+
+
+@pytest.fixture
+def cli_error(capsys):
+    """Run a command's `main(argv)` on bad input: it must exit with status 1 after an
+    `error: ...` message on stderr (last), no traceback. Returns that message."""
+
+    def run(main, argv: list[str]) -> str:
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 1
+        stderr = capsys.readouterr().err
+        assert "Traceback" not in stderr and ("\n" + stderr).count("\nerror: ") == 1, stderr
+        return stderr[stderr.index("error: ") :]
+
+    return run

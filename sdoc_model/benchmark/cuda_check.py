@@ -1,10 +1,11 @@
-"""Check the CUDA paths on a GPU machine and record step times: ``python -m sdoc_model.benchmark.cuda_check``.
+"""Check the CUDA paths on a GPU machine: ``python -m sdoc_model.benchmark.cuda_check``.
 
-Builds a SmolLM2-135M-shaped model (random weights, a tokenizer trained on the data), trains
-every variant for a few steps with bf16 autocast, checks device placement and dtypes, runs one
-lm-eval evaluation of the SparseDoctor checkpoint on the GPU, and writes every figure to
-``--out/cuda_check.json``. Each stage records its own failure and the next one still runs.
-Without a GPU it runs the same stages on the CPU (``--shape tiny`` for a quick smoke run).
+Builds a model of a registered shape (SmolLM2-135M's by default; random weights, a tokenizer
+trained on the data), trains every variant for a few steps with bf16 autocast, checks device
+placement and dtypes, runs one lm-eval evaluation of the SparseDoctor checkpoint on the GPU,
+and writes every figure to ``--out/cuda_check.json``. Each stage records its own failure and the
+next one still runs. Without a GPU it runs the same stages on the CPU (``--shape tiny`` for a
+quick smoke run).
 """
 
 from __future__ import annotations
@@ -17,23 +18,13 @@ from pathlib import Path
 
 import torch
 
-from sdoc_model.base_models.cli import corpus_texts
-from sdoc_model.base_models.prepare import prepare_tiny_model
+from sdoc_model.base_models.prepare import corpus_texts, prepare_tiny_model
+from sdoc_model.base_models.shapes import MODEL_SHAPES, SMOLLM2_135M
 from sdoc_model.eval.runner import evaluate, model_args
+from sdoc_model.eval.tasks import CMB, CMMLU_MED
+from sdoc_model.method.variants import SPARSEDOCTOR, TRAINED_VARIANTS
 from sdoc_model.profile import ModelSpec
-
-SHAPES = {
-    "smollm2": dict(
-        hidden_size=576,
-        intermediate_size=1536,
-        num_hidden_layers=30,
-        num_attention_heads=9,
-        num_key_value_heads=3,
-        max_position_embeddings=2048,
-    ),
-    "tiny": {},  # base_models.TINY_ARCHITECTURE
-}
-VARIANTS = ["lora", "lora_moe_dense", "lora_moe", "sparsedoctor_noqueue", "sparsedoctor"]
+from sdoc_model.utils.cli import exit_on_error
 
 
 def check_placement(model_dir: Path, device: str) -> dict:
@@ -66,6 +57,7 @@ def run_stage(record: dict, name: str, stage) -> None:
     print(json.dumps({name: record[name]}, indent=1), flush=True)
 
 
+@exit_on_error
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m sdoc_model.benchmark.cuda_check", description=__doc__
@@ -77,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--limit", type=int, default=100, help="questions of the evaluation")
-    parser.add_argument("--shape", choices=SHAPES, default="smollm2")
+    parser.add_argument("--shape", choices=MODEL_SHAPES, default=SMOLLM2_135M)
     args = parser.parse_args(argv)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
@@ -91,12 +83,12 @@ def main(argv: list[str] | None = None) -> None:
 
     run_stage(record, "prepare", lambda: {"model": str(prepare_tiny_model(
         base, corpus_texts([train_file, *sorted((args.data / "eval").glob("*.jsonl"))]),
-        vocab_size=8192, **SHAPES[args.shape],
+        vocab_size=8192, shape=args.shape,
     ))})  # fmt: skip
 
     from sdoc_model.train import train
 
-    for variant in VARIANTS:
+    for variant in TRAINED_VARIANTS:
 
         def stage(variant=variant):
             summary = train(
@@ -114,10 +106,10 @@ def main(argv: list[str] | None = None) -> None:
 
         run_stage(record, f"train_{variant}", stage)
 
-    sparsedoctor = args.work / "models" / "sparsedoctor"
+    sparsedoctor = args.work / "models" / SPARSEDOCTOR
     run_stage(record, "placement_bf16", lambda: check_placement(sparsedoctor, device))
-    spec = ModelSpec("sparsedoctor", "trained", "sparsedoctor")
-    for task in ("cmb", "cmmlu_med"):
+    spec = ModelSpec(SPARSEDOCTOR, "trained", SPARSEDOCTOR)
+    for task in (CMB, CMMLU_MED):
         run_stage(record, f"evaluate_{task}", lambda task=task: {"results": evaluate(
             model_args(spec, base, sparsedoctor, "auto"), task, args.data / "eval",
             args.work / "eval" / f"{task}.json", num_fewshot=0, limit=args.limit, batch_size=16,

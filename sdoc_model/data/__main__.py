@@ -8,21 +8,19 @@
         --markdown R.md [--ngram 3] [--threshold 0.8] [--question-only] [--drop-leaked-to F]
 
 --mirror defaults to $SDOC_MIRROR; --trust-unpinned can also be given as SDOC_TRUST_UNPINNED=1.
-Each command prints a JSON summary on stdout; errors go to stderr with exit status 1.
+Each command prints a JSON summary on stdout; bad input prints `error: ...` and exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from sdoc_model.utils.cli import exit_on_error
+
 from .download import (
-    ChecksumError,
-    UnverifiedSourceError,
     download_dataset,
     mirror_from_env,
     trust_from_env,
@@ -30,7 +28,6 @@ from .download import (
 from .leakage import check_leakage
 from .mixture import MixtureInput, build_mixture
 from .normalise import normalise_dataset
-from .schema import SchemaError
 from .sources import DATASETS
 
 
@@ -148,23 +145,11 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
-def main(argv: list[str] | None = None) -> int:
+@exit_on_error
+def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    try:
-        result = args.run(args)
-    except (
-        SchemaError,
-        ChecksumError,
-        UnverifiedSourceError,
-        OSError,
-        ValueError,
-        http.client.HTTPException,
-    ) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(json.dumps(result, ensure_ascii=False, indent=2))
-    return 0
+    print(json.dumps(args.run(args), ensure_ascii=False, indent=2))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

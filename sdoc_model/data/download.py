@@ -23,7 +23,7 @@ TRUST_ENV = "SDOC_TRUST_UNPINNED"
 _CHUNK = 1 << 20
 
 
-class ChecksumError(RuntimeError):
+class ChecksumError(ValueError):
     """A file's sha256 differs from the pinned value."""
 
 
@@ -35,7 +35,7 @@ class IncompleteDownloadError(ConnectionError):
     """The connection ended before the announced Content-Length arrived."""
 
 
-class UnverifiedSourceError(RuntimeError):
+class UnverifiedSourceError(ValueError):
     """A file without a pinned sha256 was fetched, but trust was not given."""
 
 

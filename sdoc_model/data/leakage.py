@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 
-from sdoc_model.utils.atomic import write_jsonl, write_text
+from sdoc_model.utils.atomic import write_text
+from sdoc_model.utils.jsonl import write_jsonl
 
 from .schema import load_records
 

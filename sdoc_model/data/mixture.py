@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from sdoc_model.utils.atomic import write_jsonl
+from sdoc_model.utils.jsonl import write_jsonl
 
 from .schema import SchemaError, duplicate_id_problems, load_located
 

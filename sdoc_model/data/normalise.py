@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from sdoc_model.utils.atomic import write_jsonl
+from sdoc_model.utils.jsonl import iter_jsonl, write_jsonl
 
-from .schema import RowProblem, SchemaError, iter_jsonl, record_problems
+from .schema import RowProblem, SchemaError, record_problems
 from .sources import DatasetSpec, Source, dataset
 
 log = logging.getLogger(__name__)

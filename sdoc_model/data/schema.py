@@ -10,12 +10,13 @@ not counting the header. `source.row` and every error message use that conventio
 
 from __future__ import annotations
 
-import json
 import os
 import string
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from sdoc_model.utils.jsonl import iter_jsonl
 
 FIELDS = (
     "id",
@@ -129,18 +130,6 @@ def duplicate_id_problems(located: Iterable[tuple[str, int, str]]) -> list[RowPr
         else:
             first_seen[record_id] = (file, row)
     return problems
-
-
-def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, object, str | None]]:
-    """(line number, parsed value, parse error) for each non-blank line of a JSONL file."""
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield line_number, json.loads(line), None
-            except json.JSONDecodeError as error:
-                yield line_number, None, f"invalid JSON: {error}"
 
 
 def load_located(path: str | os.PathLike) -> list[tuple[int, dict]]:

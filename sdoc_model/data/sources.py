@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
+from sdoc_model.eval.tasks import CMB, CMEXAM, CMMLU_MED, CMMLU_MED_SUBJECTS
+
 
 @dataclass(frozen=True)
 class Source:
@@ -89,16 +91,7 @@ XMED_CMEXAM_DEV = github_file(
 )
 
 # --- CMMLU: the 7 medical subjects (the Baichuan2 / Apollo definition of CMMLU-Med) -------
-CMMLU = ("haonan-li/CMMLU", "d6e7b716d8ac694f38969a6c0407437d1fded799")
-CMMLU_MED_SUBJECTS = (
-    "anatomy",
-    "clinical_knowledge",
-    "college_medicine",
-    "genetics",
-    "nutrition",
-    "traditional_chinese_medicine",
-    "virology",
-)
+CMMLU_REPO = ("haonan-li/CMMLU", "d6e7b716d8ac694f38969a6c0407437d1fded799")
 _CMMLU_SHA256 = {
     "data/test/anatomy.csv": "b0488d7a394473ba9f3d6ba92a4a88f9c5b7738bc812b8aaea057218c9cf909c",
     "data/test/clinical_knowledge.csv": "f203dff6c9ae45611ba380f2a60453c2d1440303e9d3304c8cb42c1886edd49c",
@@ -119,7 +112,7 @@ _CMMLU_SHA256 = {
 
 def _cmmlu_med(split: str) -> tuple[Source, ...]:
     paths = (f"data/{split}/{subject}.csv" for subject in CMMLU_MED_SUBJECTS)
-    return tuple(github_file(*CMMLU, path, _CMMLU_SHA256[path]) for path in paths)
+    return tuple(github_file(*CMMLU_REPO, path, _CMMLU_SHA256[path]) for path in paths)
 
 
 # --- CMB-Exam: official answer key (GitHub) and questions (Hugging Face) -------------------
@@ -141,16 +134,18 @@ CMB_EXAM_VAL = huggingface_dataset_file(*CMB_HF, "CMB-Exam/CMB-val/CMB-val-merge
 CMB_EXAM_TRAIN = huggingface_dataset_file(*CMB_HF, "CMB-Exam/CMB-train/CMB-train-merge.json", None)
 
 # --- CMExam: official CSVs (GitHub) and the published xlsx copy of its validation split -----
-CMEXAM = ("williamliujl/CMExam", "fadb22c89beb1b7115dc36460ba792eb96b7b972")
+CMEXAM_REPO = ("williamliujl/CMExam", "fadb22c89beb1b7115dc36460ba792eb96b7b972")
 # The three CSV hashes are third-party values, not verified offline (see the module docstring).
 CMEXAM_TRAIN = github_file(
-    *CMEXAM, "data/train.csv", "3d6ca5e2499c510956534740c95179c483d9d47d2531e39fc5069333ffd23724"
+    *CMEXAM_REPO,
+    "data/train.csv",
+    "3d6ca5e2499c510956534740c95179c483d9d47d2531e39fc5069333ffd23724",
 )
 CMEXAM_VAL = github_file(
-    *CMEXAM, "data/val.csv", "58cc9776b2f17fdc3a235ceec9ae153ee3f617703293dda661c6decbffb1f190"
+    *CMEXAM_REPO, "data/val.csv", "58cc9776b2f17fdc3a235ceec9ae153ee3f617703293dda661c6decbffb1f190"
 )
 CMEXAM_TEST = github_file(
-    *CMEXAM,
+    *CMEXAM_REPO,
     "data/test_with_annotations.csv",
     "e998f69b3f8108bf08bcb8cc9a2a6ed276afeabde6ba3caa3015789b1f6fd407",
 )
@@ -166,7 +161,7 @@ CMEXAM_VAL_XLSX = github_file(
 class DatasetSpec:
     """A normalised dataset: which files it is read from and which reader parses them."""
 
-    benchmark: str  # "cmb" | "cmexam" | "cmmlu_med"
+    benchmark: str  # a name of sdoc_model.eval.tasks.BENCHMARK_LABELS
     split: str
     reader: str  # a key of sdoc_model.data.normalise.READERS
     files: tuple[Source, ...]
@@ -180,23 +175,23 @@ class DatasetSpec:
 
 DATASETS: dict[str, DatasetSpec] = {
     # demo / CI evaluation sets (in the mirror)
-    "cmb_xmed": DatasetSpec("cmb", "test", "xmedbench_jsonl", (XMED_CMB_TEST,)),
-    "cmb_xmed_dev": DatasetSpec("cmb", "dev", "xmedbench_jsonl", (XMED_CMB_DEV,)),
-    "cmexam_xmed": DatasetSpec("cmexam", "test", "xmedbench_jsonl", (XMED_CMEXAM_TEST,)),
-    "cmexam_xmed_dev": DatasetSpec("cmexam", "dev", "xmedbench_jsonl", (XMED_CMEXAM_DEV,)),
-    "cmmlu_med": DatasetSpec("cmmlu_med", "test", "cmmlu_csv", _cmmlu_med("test")),
-    "cmmlu_med_dev": DatasetSpec("cmmlu_med", "dev", "cmmlu_csv", _cmmlu_med("dev")),
+    "cmb_xmed": DatasetSpec(CMB, "test", "xmedbench_jsonl", (XMED_CMB_TEST,)),
+    "cmb_xmed_dev": DatasetSpec(CMB, "dev", "xmedbench_jsonl", (XMED_CMB_DEV,)),
+    "cmexam_xmed": DatasetSpec(CMEXAM, "test", "xmedbench_jsonl", (XMED_CMEXAM_TEST,)),
+    "cmexam_xmed_dev": DatasetSpec(CMEXAM, "dev", "xmedbench_jsonl", (XMED_CMEXAM_DEV,)),
+    "cmmlu_med": DatasetSpec(CMMLU_MED, "test", "cmmlu_csv", _cmmlu_med("test")),
+    "cmmlu_med_dev": DatasetSpec(CMMLU_MED, "dev", "cmmlu_csv", _cmmlu_med("dev")),
     # demo training source (in the mirror)
-    "cmexam_val_xlsx": DatasetSpec("cmexam", "val", "cmexam_xlsx", (CMEXAM_VAL_XLSX,)),
+    "cmexam_val_xlsx": DatasetSpec(CMEXAM, "val", "cmexam_xlsx", (CMEXAM_VAL_XLSX,)),
     # paper profile (downloaded)
     "cmb_exam_test": DatasetSpec(
-        "cmb", "test", "cmb_exam_json", (CMB_EXAM_TEST,), answer_key=CMB_TEST_ANSWER_KEY
+        CMB, "test", "cmb_exam_json", (CMB_EXAM_TEST,), answer_key=CMB_TEST_ANSWER_KEY
     ),
-    "cmb_exam_val": DatasetSpec("cmb", "val", "cmb_exam_json", (CMB_EXAM_VAL,)),
-    "cmb_exam_train": DatasetSpec("cmb", "train", "cmb_exam_json", (CMB_EXAM_TRAIN,)),
-    "cmexam_train": DatasetSpec("cmexam", "train", "cmexam_csv", (CMEXAM_TRAIN,)),
-    "cmexam_val": DatasetSpec("cmexam", "val", "cmexam_csv", (CMEXAM_VAL,)),
-    "cmexam_test": DatasetSpec("cmexam", "test", "cmexam_csv", (CMEXAM_TEST,)),
+    "cmb_exam_val": DatasetSpec(CMB, "val", "cmb_exam_json", (CMB_EXAM_VAL,)),
+    "cmb_exam_train": DatasetSpec(CMB, "train", "cmb_exam_json", (CMB_EXAM_TRAIN,)),
+    "cmexam_train": DatasetSpec(CMEXAM, "train", "cmexam_csv", (CMEXAM_TRAIN,)),
+    "cmexam_val": DatasetSpec(CMEXAM, "val", "cmexam_csv", (CMEXAM_VAL,)),
+    "cmexam_test": DatasetSpec(CMEXAM, "test", "cmexam_csv", (CMEXAM_TEST,)),
 }
 
 

@@ -16,17 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-# Chinese subject names, as in the descriptions of lm-eval's cmmlu_<subject>.yaml files.
-CMMLU_SUBJECTS = {
-    "anatomy": "解剖学",
-    "clinical_knowledge": "临床知识",
-    "college_medicine": "大学医学",
-    "genetics": "遗传学",
-    "nutrition": "营养学",
-    "traditional_chinese_medicine": "中医中药",
-    "virology": "病毒学",
-}
-CMMLU_BENCHMARK = "cmmlu_med"
+from sdoc_model.eval.tasks import CMMLU_MED, CMMLU_MED_SUBJECTS
 
 # lm-eval's default target_delimiter, which its cmmlu tasks use: "答案： A".
 ANSWER_DELIMITER = " "
@@ -47,12 +37,12 @@ def option_letters(row: Mapping) -> str:
 
 def describe(row: Mapping) -> str:
     """The header before the questions: subject, and single or multiple choice."""
-    if row["benchmark"] == CMMLU_BENCHMARK:
-        subject = CMMLU_SUBJECTS.get(row["subject"])
+    if row["benchmark"] == CMMLU_MED:
+        subject = CMMLU_MED_SUBJECTS.get(row["subject"])
         if subject is None:
             raise ValueError(
                 f"CMMLU-Med question {row['id']}: subject {row['subject']!r} is not one of "
-                f"{', '.join(CMMLU_SUBJECTS)}"
+                f"{', '.join(CMMLU_MED_SUBJECTS)}"
             )
         return f"以下是关于{subject}的单项选择题，请直接给出正确答案的选项。\n\n"
     kind, which = (

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import torch
 
+from sdoc_model.method.variants import VARIANTS
 from sdoc_model.profile import ModelSpec
+from sdoc_model.utils.atomic import write_text
 
 TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks"
 
@@ -34,7 +36,7 @@ def model_args(spec: ModelSpec, base_model_dir: Path, model_dir: Path | None, dt
             args += f",revision={spec.revision}"
     elif spec.kind == "base":
         args = f"pretrained={base_model_dir}"
-    elif spec.variant == "lora":
+    elif VARIANTS[spec.variant].kind == "lora":
         args = f"pretrained={base_model_dir},peft={model_dir}"
     else:  # LoRA-MoE checkpoints describe themselves: config.json names their loader code
         args = f"pretrained={model_dir},trust_remote_code=True"
@@ -89,10 +91,6 @@ def evaluate(
         fewshot_random_seed=seed,
     )
     results["sdoc"] = {"command": cli_command(args, task, num_fewshot, limit, batch_size)}
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    tmp.write_text(
-        json.dumps(results, indent=2, default=handle_non_serializable, ensure_ascii=False)
-    )
-    os.replace(tmp, out_path)
+    text = json.dumps(results, indent=2, default=handle_non_serializable, ensure_ascii=False)
+    write_text(out_path, text)
     return results

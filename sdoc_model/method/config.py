@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sdoc_model.utils.strict import dataclass_from_dict
+
 DISPATCH_MODES = ("auto", "stacked", "grouped")
 DEFAULT_CONTRASTIVE_LAYERS = 4  # the last four decoder layers, see SparseDoctorConfig
 DEFAULT_TARGET_MODULES = (
@@ -113,11 +115,7 @@ class SparseDoctorConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SparseDoctorConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown SparseDoctorConfig key(s): {', '.join(unknown)}")
-        return cls(**values).validate()
+        return dataclass_from_dict(cls, values, "SparseDoctorConfig").validate()
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")

@@ -1,16 +1,9 @@
-"""Adapter folders that stock transformers, and so the `lm_eval` CLI, load as a causal LM.
+"""Loading an adapter folder through transformers' auto classes (see hf_config.py).
 
-`SparseDoctorModel.save_pretrained` writes, next to the adapter files, a `config.json` with
-`model_type: "sparsedoctor"` and an `auto_map` to two small shim files copied into the folder.
-Then
-
-    AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)
-    lm_eval --model hf --model_args pretrained=<folder>,trust_remote_code=True ...
-
-load the base model named in the adapter config (`base_model_name_or_path`: a local path, taken
-relative to the working directory, or a hub id), inject the layers, load the adapter weights and
-return the base model's own class (e.g. LlamaForCausalLM) with LoRAMoELinear modules in place.
-The shims import this module, so `sdoc_model` must be installed where the folder is loaded.
+`from_pretrained` loads the base model named in the adapter config (`base_model_name_or_path`: a
+local path, taken relative to the working directory, or a hub id), injects the layers, loads the
+adapter weights and returns the base model's own class (e.g. LlamaForCausalLM) with
+LoRAMoELinear modules in place, in eval mode.
 """
 
 from __future__ import annotations
@@ -18,15 +11,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from transformers import AutoModelForCausalLM, PreTrainedConfig, PreTrainedModel
+from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from .config import SparseDoctorConfig
+from .hf_config import SparseDoctorHFConfig
+from .model import ADAPTER_CONFIG_NAME, SparseDoctorModel
 
-MODEL_TYPE = "sparsedoctor"
-SHIMS = {
-    "configuration_sparsedoctor.py": "SparseDoctorHFConfig",
-    "modeling_sparsedoctor.py": "SparseDoctorForCausalLM",
-}
 # from_pretrained keyword arguments passed on to the base model's loading; the others (revision,
 # subfolder, trust_remote_code, low_cpu_mem_usage, ...) concern the adapter folder or nothing.
 BASE_LOADING_KWARGS = (
@@ -38,16 +28,6 @@ BASE_LOADING_KWARGS = (
     "local_files_only",
     "token",
 )
-
-
-class SparseDoctorHFConfig(PreTrainedConfig):
-    """The config.json of an adapter folder: which base model to load under the adapter."""
-
-    model_type = MODEL_TYPE
-
-    def __init__(self, base_model_name_or_path: str | None = None, **kwargs):
-        self.base_model_name_or_path = base_model_name_or_path
-        super().__init__(**kwargs)
 
 
 class SparseDoctorForCausalLM(PreTrainedModel):
@@ -63,8 +43,6 @@ class SparseDoctorForCausalLM(PreTrainedModel):
 def load_adapted_model(directory: str | Path, torch_dtype=None, **kwargs) -> PreTrainedModel:
     """The base model named in `directory`'s adapter config, with the adapter injected and
     loaded, in eval mode, ready for inference (no memory queues, no routing records)."""
-    from .model import ADAPTER_CONFIG_NAME, SparseDoctorModel  # model.py imports this module
-
     directory = Path(directory)
     adapter_config = SparseDoctorConfig.load(directory / ADAPTER_CONFIG_NAME)
     if adapter_config.base_model_name_or_path is None:
@@ -80,25 +58,3 @@ def load_adapted_model(directory: str | Path, torch_dtype=None, **kwargs) -> Pre
     for layer in model.adapted_layers.values():
         layer.routing_context = None  # no wrapper to read routing records
     return model.base_model.eval()
-
-
-def write_transformers_files(directory: str | Path, config: SparseDoctorConfig) -> None:
-    """config.json with the auto_map, and the shim files it points to."""
-    directory = Path(directory)
-    auto_classes = ("AutoConfig", "AutoModelForCausalLM")
-    auto_map = {
-        auto: f"{Path(file).stem}.{name}"
-        for auto, (file, name) in zip(auto_classes, SHIMS.items(), strict=True)
-    }
-    hf_config = SparseDoctorHFConfig(
-        base_model_name_or_path=config.base_model_name_or_path,
-        auto_map=auto_map,
-        architectures=["SparseDoctorForCausalLM"],
-    )
-    # to_json_file, not save_pretrained: the latter may copy this module in as custom code.
-    hf_config.to_json_file(directory / "config.json")
-    for file, name in SHIMS.items():
-        (directory / file).write_text(
-            f'"""Loads a SparseDoctor adapter folder through transformers\' auto classes."""\n\n'
-            f"from sdoc_model.method.hf_model import {name}  # noqa: F401\n"
-        )

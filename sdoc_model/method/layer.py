@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import DISPATCH_MODES
-from .losses import gather_over_processes, supervised_contrastive_loss
+from .config import SparseDoctorConfig
+from .losses import autograd_all_gather, supervised_contrastive_loss
 from .memory_queue import ExpertMemoryQueue
 
 
@@ -58,48 +58,37 @@ class LoRAMoELinear(nn.Module):
     """
 
     def __init__(
-        self,
-        base_layer: nn.Linear,
-        num_experts: int,
-        rank: int,
-        top_k: int,
-        alpha: float,
-        dropout: float = 0.0,
-        router_jitter: float = 0.0,
-        dispatch: str = "auto",
+        self, base_layer: nn.Linear, config: SparseDoctorConfig, contrastive: bool = False
     ):
+        """Adapt `base_layer` with the experts, router and dropout of `config`. A `contrastive`
+        layer computes the contrastive loss in training forwards, against a memory queue of
+        `config.queue_size` past representations (0: in-batch only)."""
         super().__init__()
         if not isinstance(base_layer, nn.Linear):
             raise TypeError(f"LoRAMoELinear wraps nn.Linear, got {type(base_layer).__name__}")
-        if not 0 < top_k <= num_experts or rank <= 0:
-            raise ValueError(
-                f"need 0 < top_k <= num_experts and rank > 0, got {top_k=}, {num_experts=}, {rank=}"
-            )
+        config.validate()
         self.base_layer = base_layer
-        self.num_experts = num_experts
-        self.rank = rank
-        self.top_k = top_k
-        self.scaling = alpha / rank
-        self.router_jitter = router_jitter
-        if dispatch not in DISPATCH_MODES:
-            raise ValueError(
-                f"dispatch must be one of {', '.join(DISPATCH_MODES)}, got {dispatch!r}"
-            )
-        self.dispatch = dispatch
+        self.num_experts, self.rank, self.top_k = config.num_experts, config.rank, config.top_k
+        self.scaling = config.scaling
+        self.router_jitter = config.router_jitter
+        self.dispatch = config.dispatch
         d_out, d_in = base_layer.weight.shape
         factory = {
             "device": base_layer.weight.device,
             "dtype": adapter_dtype(base_layer.weight.dtype),
         }
-        self.lora_A = nn.Parameter(torch.empty(num_experts, rank, d_in, **factory))
-        self.lora_B = nn.Parameter(torch.zeros(num_experts, d_out, rank, **factory))
-        self.router = nn.Linear(d_in, num_experts, bias=False, **factory)
-        self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        # Set by SparseDoctorModel: the shared context (routing records are kept only with one)
-        # and, on contrastive layers, the temperature and the memory queue.
+        self.lora_A = nn.Parameter(torch.empty(self.num_experts, self.rank, d_in, **factory))
+        self.lora_B = nn.Parameter(torch.zeros(self.num_experts, d_out, self.rank, **factory))
+        self.router = nn.Linear(d_in, self.num_experts, bias=False, **factory)
+        self.lora_dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
+        self.cl_temperature = config.cl_temperature if contrastive else None
+        self.memory_queue = None
+        if contrastive and config.queue_size > 0:
+            self.memory_queue = ExpertMemoryQueue(config.queue_size, d_out, factory["dtype"])
+            self.memory_queue.to(factory["device"])
+        # Set by SparseDoctorModel: the context shared by every layer of the model (routing
+        # records are kept only with one).
         self.routing_context: RoutingContext | None = None
-        self.cl_temperature: float | None = None
-        self.memory_queue: ExpertMemoryQueue | None = None
         self.last_routing: RoutingRecord | None = None
         self.reset_adapter_parameters()
 
@@ -122,7 +111,7 @@ class LoRAMoELinear(nn.Module):
         gather and a scatter of token rows. On 2 CPU cores the grouped form won clearly from
         E*r >= 128*k on and lost at k = 4 (`python -m sdoc_model.benchmark --dispatch-sweep`),
         so `auto` picks it there, on CPU only: on an H200 the grouped path synchronised with the
-        host (float32 grouped_mm, torch 2.11) while the wide stacked GEMMs cost little. Grouped also
+        host (float32 grouped_mm) while the wide stacked GEMMs cost little. Grouped also
         needs sparse routing and what grouped_mm takes (float32/16-bit, rows of whole 16-byte
         multiples); elsewhere the stacked form runs.
         """
@@ -133,16 +122,6 @@ class LoRAMoELinear(nn.Module):
             return False
         wide = self.num_experts * self.rank >= 128 * self.top_k
         return self.dispatch == "grouped" or (wide and self.lora_A.device.type == "cpu")
-
-    def enable_contrastive(self, temperature: float, queue_size: int) -> None:
-        """Compute the contrastive loss in training forwards, against a memory queue of
-        `queue_size` past representations (0: in-batch only)."""
-        self.cl_temperature = temperature
-        if queue_size > 0:
-            d_out = self.lora_B.shape[1]
-            self.memory_queue = ExpertMemoryQueue(queue_size, d_out, self.lora_B.dtype).to(
-                self.lora_B.device
-            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = x.reshape(-1, x.shape[-1])  # 2-D, so the residual adds below need no view
@@ -221,7 +200,7 @@ class LoRAMoELinear(nn.Module):
         )
         if self.routing_context.across_processes:
             # Every process then computes the loss of the global batch and enqueues the same rows.
-            features, labels = gather_over_processes(features), gather_over_processes(labels)
+            features, labels = autograd_all_gather(features), autograd_all_gather(labels)
         queue = self.memory_queue
         if queue is None:
             return supervised_contrastive_loss(features, labels, self.cl_temperature)

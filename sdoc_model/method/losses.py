@@ -25,20 +25,20 @@ def masked_mean(
     if across_processes:
         real = token_mask if token_mask is not None else values.new_ones(values.shape[-1])
         weights = real.to(values.dtype)
-        count = sum_over_processes(weights.sum().detach())
-        return sum_over_processes(values @ weights) / count.clamp_min(1)
+        count = autograd_all_reduce_sum(weights.sum().detach())
+        return autograd_all_reduce_sum(values @ weights) / count.clamp_min(1)
     if token_mask is None:
         return values.mean(dim=-1)
     weights = token_mask.to(values.dtype) / token_mask.sum().clamp_min(1)
     return values @ weights
 
 
-def sum_over_processes(tensor: torch.Tensor) -> torch.Tensor:
+def autograd_all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     """Differentiable all-reduce sum over the default process group (a new tensor)."""
     return collectives.all_reduce(tensor, "sum", dist.group.WORLD)
 
 
-def gather_over_processes(tensor: torch.Tensor) -> torch.Tensor:
+def autograd_all_gather(tensor: torch.Tensor) -> torch.Tensor:
     """Differentiable all-gather over the default process group: the processes' rows in rank
     order, which is the global batch's order (every process holds an equal slice of it)."""
     return collectives.all_gather_single_autograd(tensor, 0, dist.group.WORLD)

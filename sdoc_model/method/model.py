@@ -10,8 +10,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from sdoc_model.utils.strict import copy_tensors
+
 from .config import SparseDoctorConfig
-from .hf_model import write_transformers_files
+from .hf_config import write_loader_files
 from .layer import LoRAMoELinear, RoutingContext
 from .losses import expert_load, load_balancing_loss, router_entropy, router_z_loss
 
@@ -59,18 +61,7 @@ def inject_adapters(model: nn.Module, config: SparseDoctorConfig) -> dict[str, L
             raise TypeError(
                 f"target module {name} is a {type(module).__name__}; only nn.Linear can be adapted"
             )
-        layer = LoRAMoELinear(
-            module,
-            config.num_experts,
-            config.rank,
-            config.top_k,
-            config.alpha,
-            config.dropout,
-            config.router_jitter,
-            config.dispatch,
-        )
-        if layer_index in contrastive:
-            layer.enable_contrastive(config.cl_temperature, config.queue_size)
+        layer = LoRAMoELinear(module, config, contrastive=layer_index in contrastive)
         parent_name, _, child_name = name.rpartition(".")
         setattr(model.get_submodule(parent_name), child_name, layer)
         adapted[name] = layer
@@ -185,7 +176,7 @@ class SparseDoctorModel(nn.Module):
     def load_adapter_state_dict(
         self, state: dict[str, torch.Tensor], source: str = "adapter state"
     ) -> None:
-        _copy_strict(self.adapter_state_dict(), state, source)
+        copy_tensors(self.adapter_state_dict(), state, source)
 
     def queue_state_dict(self) -> dict[str, torch.Tensor]:
         """Every memory queue's buffers (features, labels, ptr, count), keyed by module name."""
@@ -199,14 +190,14 @@ class SparseDoctorModel(nn.Module):
     def load_queue_state_dict(
         self, state: dict[str, torch.Tensor], source: str = "queue state"
     ) -> None:
-        _copy_strict(self.queue_state_dict(), state, source)
+        copy_tensors(self.queue_state_dict(), state, source)
 
     # ---- files ----
 
     def save_pretrained(self, directory: str | Path, tokenizer=None) -> None:
         """Write adapter_config.json, adapter_model.safetensors, memory_queues.safetensors (when
         the model has queues) and the files that make the folder loadable by stock transformers
-        and lm-eval (sdoc_model.method.hf_model), plus the tokenizer if given. Safetensors and JSON
+        and lm-eval (hf_config.py), plus the tokenizer if given. Safetensors and JSON
         only: nothing is pickled."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -215,7 +206,7 @@ class SparseDoctorModel(nn.Module):
         queues = self.queue_state_dict()
         if queues:
             save_file(_contiguous(queues), directory / MEMORY_QUEUES_NAME)
-        write_transformers_files(directory, self.config)
+        write_loader_files(directory, self.config)
         if tokenizer is not None:
             tokenizer.save_pretrained(directory)
 
@@ -238,28 +229,3 @@ class SparseDoctorModel(nn.Module):
 
 def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {name: tensor.contiguous() for name, tensor in tensors.items()}
-
-
-@torch.no_grad()
-def _copy_strict(
-    targets: dict[str, torch.Tensor], source_tensors: dict[str, torch.Tensor], source: str
-) -> None:
-    """Copy `source_tensors` into `targets` in place, refusing missing, extra or misshapen tensors."""
-    missing = sorted(targets.keys() - source_tensors.keys())
-    if missing:
-        raise ValueError(f"{source}: missing tensor {missing[0]}" + _and_more(missing))
-    unexpected = sorted(source_tensors.keys() - targets.keys())
-    if unexpected:
-        raise ValueError(f"{source}: unexpected tensor {unexpected[0]}" + _and_more(unexpected))
-    for name, target in targets.items():  # every check before the first copy: all or nothing
-        if source_tensors[name].shape != target.shape:
-            shape, expected = tuple(source_tensors[name].shape), tuple(target.shape)
-            raise ValueError(
-                f"{source}: tensor {name} has shape {shape}, the model expects {expected}"
-            )
-    for name, target in targets.items():
-        target.copy_(source_tensors[name])
-
-
-def _and_more(names: list[str]) -> str:
-    return f" (and {len(names) - 1} more)" if len(names) > 1 else ""

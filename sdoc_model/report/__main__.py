@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
-
+from sdoc_model.profile import read_config
 from sdoc_model.report.build import build_report
-from sdoc_model.report.inputs import MissingInputError
+from sdoc_model.utils.cli import exit_on_error
 from sdoc_model.utils.provenance import load_checksums
 
 
+@exit_on_error
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m sdoc_model.report",
@@ -24,13 +24,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    config = yaml.safe_load(args.config.read_text(encoding="utf-8"))
+    config = read_config(args.config)
     results = args.results or Path("results") / config["profile"]
     checksums = load_checksums(args.checksums) if args.checksums else {}
-    try:
-        outputs = build_report(config, results, checksums)
-    except MissingInputError as err:
-        raise SystemExit(str(err)) from err
+    outputs = build_report(config, results, checksums)
     print(f"wrote {len(outputs)} files; see {results / 'REPORT.md'}")
 
 

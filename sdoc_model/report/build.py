@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sdoc_model.method.variants import BASE
 from sdoc_model.report import plots
 from sdoc_model.report.document import report_markdown
 from sdoc_model.report.inputs import (
@@ -127,6 +128,6 @@ def params_points(
         }
     )
     base_average = None
-    if "base" in plan.variants:
-        base_average = wide_scores(plan, scores, ["base"])[f"{AVERAGE}_acc"].iloc[0]
+    if BASE in plan.variants:
+        base_average = wide_scores(plan, scores, [BASE])[f"{AVERAGE}_acc"].iloc[0]
     return points, base_average

@@ -6,7 +6,8 @@ import pandas as pd
 import yaml
 
 from sdoc_model.data.leakage import overlap_summary
-from sdoc_model.report.plan import FULL_METHOD, LADDER, ReportPlan
+from sdoc_model.method.variants import ABLATION_LADDER, FULL_METHOD
+from sdoc_model.report.plan import ReportPlan
 from sdoc_model.report.tables import Table, bytes_text, duration_text, protocol_note
 
 EXPERT_LOAD_NOTE = (
@@ -71,7 +72,7 @@ def _ladder_section(plan: ReportPlan, tables: dict[str, Table]) -> list[str]:
     if "ablation_variants" not in tables:
         return [
             "### Variant ladder",
-            f"Not in this profile: it needs {FULL_METHOD} and another of {', '.join(LADDER)}.",
+            f"Not in this profile: it needs {FULL_METHOD} and another of {', '.join(ABLATION_LADDER)}.",
         ]
     return [
         "### Variant ladder",

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sdoc_model.report.plan import TASK_METRICS, ReportPlan
+from sdoc_model.eval.tasks import TASKS
+from sdoc_model.report.plan import ReportPlan
+from sdoc_model.utils.jsonl import read_jsonl
 
 
 class MissingInputError(FileNotFoundError):
@@ -49,7 +51,7 @@ def read_score(path: Path, task: str) -> Score:
     per leaf task, so they are summed over the group's subtasks.
     """
     data = json.loads(path.read_text(encoding="utf-8"))
-    metric = TASK_METRICS[task]
+    metric = TASKS[task].metric
     metrics = data.get("results", {}).get(task)
     if metrics is None:
         raise ValueError(
@@ -125,15 +127,7 @@ def load_training_summaries(plan: ReportPlan) -> pd.DataFrame:
 
 def load_training_log(path: Path) -> list[dict]:
     """metrics.jsonl: one dict per logged optimizer step; a broken line names file and line."""
-    records = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except ValueError as err:
-                raise ValueError(f"{path}:{number}: not a JSON record: {err}") from err
+    records = read_jsonl(path)
     if not records:
         raise ValueError(f"{path}: no logged steps")
     return records

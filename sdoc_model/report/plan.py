@@ -11,39 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sdoc_model.eval.tasks import AVERAGED_TASKS, TASKS
+from sdoc_model.method.variants import ABLATION_LADDER, FULL_METHOD, VARIANTS
 from sdoc_model.profile import SWEEP_LABELS, ModelSpec, model_specs, sweep_points
 
-TASK_LABELS = {
-    "cmb": "CMB",
-    "cmexam": "CMExam",
-    "cmmlu_med": "CMMLU-Med",
-    "cmb_gen": "CMB (gen)",
-    "cmexam_gen": "CMExam (gen)",
-}
-# The metric key lm-eval writes for each task: "<metric>,<filter>" (the tasks set no filter).
-TASK_METRICS = {
-    "cmb": "acc,none",
-    "cmexam": "acc,none",
-    "cmmlu_med": "acc,none",
-    "cmb_gen": "exact_match,none",
-    "cmexam_gen": "exact_match,none",
-}
-# The paper's headline average is over the three multiple-choice benchmarks.
-AVERAGED_TASKS = ("cmb", "cmexam", "cmmlu_med")
 AVERAGE = "average"
-
-# The ablation ladder, each rung adding one ingredient; the last is the full method.
-LADDER = ("lora_moe_dense", "lora_moe", "sparsedoctor_noqueue", "sparsedoctor")
-FULL_METHOD = LADDER[-1]
-MOE_VARIANTS = frozenset(LADDER)
-VARIANT_DESCRIPTIONS = {
-    "base": "base model, no training",
-    "lora": "PEFT LoRA, rank k\u00b7r",
-    "lora_moe_dense": "LoRA-MoE, soft routing over all experts",
-    "lora_moe": "LoRA-MoE, top-k routing",
-    "sparsedoctor_noqueue": "+ contrastive routing loss, in-batch",
-    "sparsedoctor": "+ expert memory queue (full method)",
-}
 
 # Sweeps over these knobs change the number of trainable parameters (the others only retune).
 SIZE_KNOBS = frozenset({"num_experts"})
@@ -81,10 +53,10 @@ class ReportPlan:
 
     @classmethod
     def from_config(cls, config: dict, results_dir: str | Path) -> ReportPlan:
-        unknown = [task for task in config["evaluation"]["tasks"] if task not in TASK_METRICS]
+        unknown = [task for task in config["evaluation"]["tasks"] if task not in TASKS]
         if unknown:
             raise ValueError(
-                f"evaluation.tasks: no report metric for {unknown}; expected tasks among {sorted(TASK_METRICS)}"
+                f"evaluation.tasks: no report metric for {unknown}; expected tasks among {sorted(TASKS)}"
             )
         return cls(
             profile=config["profile"],
@@ -108,7 +80,7 @@ class ReportPlan:
     @property
     def ladder(self) -> list[str]:
         """The ablation ladder's variants in this profile; empty without the full method."""
-        rungs = [variant for variant in LADDER if variant in self.variants]
+        rungs = [variant for variant in ABLATION_LADDER if variant in self.variants]
         return rungs if FULL_METHOD in rungs and len(rungs) > 1 else []
 
     @property
@@ -121,7 +93,9 @@ class ReportPlan:
 
     @property
     def moe_models(self) -> list[str]:
-        return [name for name in self.trained_models if self.specs[name].variant in MOE_VARIANTS]
+        return [
+            name for name in self.trained_models if VARIANTS[self.specs[name].variant].kind == "moe"
+        ]
 
     @property
     def params_models(self) -> list[str]:

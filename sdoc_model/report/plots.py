@@ -20,7 +20,8 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from sdoc_model.report.plan import AVERAGE, TASK_LABELS, Sweep
+from sdoc_model.eval.tasks import TASKS
+from sdoc_model.report.plan import AVERAGE, Sweep
 from sdoc_model.report.tables import count_text
 
 DPI = 150
@@ -60,7 +61,7 @@ def evaluation_footer(scores: pd.DataFrame, tasks: list[str]) -> str:
     for task in tasks:
         rows = scores[scores.task == task]
         evaluated = "/".join(f"{n:,}" for n in sorted(rows.n_evaluated.unique()))
-        parts.append(f"{TASK_LABELS[task]} {evaluated} of {rows.n_available.max():,}")
+        parts.append(f"{TASKS[task].label} {evaluated} of {rows.n_available.max():,}")
     subset = (scores.n_evaluated < scores.n_available).any()
     return f"{'Subset' if subset else 'Full'} evaluation, questions: " + ", ".join(parts)
 

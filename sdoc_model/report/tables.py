@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from sdoc_model.eval.tasks import TASKS
+from sdoc_model.method.variants import FULL_METHOD, VARIANTS
 from sdoc_model.report.plan import (
     AVERAGE,
-    FULL_METHOD,
-    TASK_LABELS,
     TRAIN_RULE,
-    VARIANT_DESCRIPTIONS,
     ReportPlan,
     Sweep,
 )
@@ -165,7 +164,7 @@ def duration_text(seconds: float) -> str:
 # Scores.
 def score_columns(plan: ReportPlan) -> dict[str, str]:
     """Result columns (tasks, then the average if any task is averaged) -> display label."""
-    columns = {task: TASK_LABELS[task] for task in plan.tasks}
+    columns = {task: TASKS[task].label for task in plan.tasks}
     if plan.averaged_tasks:
         columns[AVERAGE] = "Average"
     return columns
@@ -227,7 +226,7 @@ def protocol_note(plan: ReportPlan, scores: pd.DataFrame) -> str:
             + (f" ({', '.join(models)})" if len(settings) > 1 else "")
             for (n_shot, evaluated, available), models in settings.items()
         ]
-        parts.append(f"{TASK_LABELS[task]}: {' vs. '.join(described)}")
+        parts.append(f"{TASKS[task].label}: {' vs. '.join(described)}")
     note = "; ".join(parts) + "."
     if (scores.n_evaluated < scores.n_available).any():
         note += " SUBSET evaluation (lm-eval --limit): not comparable with full-benchmark results."
@@ -236,7 +235,7 @@ def protocol_note(plan: ReportPlan, scores: pd.DataFrame) -> str:
 
 def _caption(plan: ReportPlan, scores: pd.DataFrame, models: list[str], detail: str = "") -> str:
     """What the numbers of a results table are, and how the models in it were evaluated."""
-    averaged = ", ".join(TASK_LABELS[task] for task in plan.averaged_tasks)
+    averaged = ", ".join(TASKS[task].label for task in plan.averaged_tasks)
     average = f" Average: unweighted mean of {averaged}." if averaged else ""
     protocol = protocol_note(plan, _scoped(scores, models))
     return f"Accuracy (%) \u00b1 standard error; best per column in bold.{average}{detail} Protocol: {protocol}"
@@ -248,7 +247,7 @@ def _scoped(scores: pd.DataFrame, models: list[str]) -> pd.DataFrame:
 
 def _description(plan: ReportPlan, model: str) -> str:
     spec = plan.specs[model]
-    return spec.model_id if spec.kind == "external" else VARIANT_DESCRIPTIONS[model]
+    return spec.model_id if spec.kind == "external" else VARIANTS[model].description
 
 
 def main_table(plan: ReportPlan, scores: pd.DataFrame) -> Table:
@@ -273,7 +272,7 @@ def ladder_table(plan: ReportPlan, scores: pd.DataFrame) -> Table:
     """The variant ladder with each result's difference from the full method."""
     models = plan.ladder
     wide = wide_scores(plan, scores, models)
-    wide.insert(1, "change", [VARIANT_DESCRIPTIONS[model] for model in models])
+    wide.insert(1, "change", [VARIANTS[model].description for model in models])
     full = wide.set_index("model").loc[FULL_METHOD]
     cells, bold = accuracy_cells(plan, wide, models)
     for column, header in score_columns(plan).items():

@@ -25,10 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from sdoc_model.train.distributed import Processes, barrier
+from sdoc_model.utils.strict import copy_tensors
 
 CHECKPOINT_NAME = re.compile(r"^step-(\d{6,})$")
+NOT_CHECKED_ON_RESUME = ("save_every", "keep_last")  # settings a resumed run may change
 
 
 def checkpoint_name(step: int) -> str:
@@ -147,3 +150,29 @@ def _fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
+    copy_tensors(trainable_state(model), state, str(source))
+
+
+def check_same_settings(saved: dict, current: dict, path: Path) -> None:
+    """A checkpoint only resumes the run that wrote it: other settings would silently mix."""
+    current = json.loads(json.dumps(current))
+    differ = []
+    if saved["variant"] != current["variant"]:
+        differ.append(f"variant ({saved['variant']} -> {current['variant']})")
+    for section in ("adapter", "training"):
+        for key in sorted(saved[section].keys() | current[section].keys()):
+            old, new = saved[section].get(key), current[section].get(key)
+            if old != new and key not in NOT_CHECKED_ON_RESUME:
+                differ.append(f"{section}.{key} ({old!r} -> {new!r})")
+    if differ:
+        raise ValueError(
+            f"checkpoint {path} was written with other settings: {', '.join(differ)}. "
+            f"Restore them, or delete {path.parent} to train from scratch."
+        )

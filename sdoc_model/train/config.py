@@ -14,10 +14,12 @@ from torch import nn
 
 from sdoc_model.base_models.prepare import check_model_folder
 from sdoc_model.method.config import SparseDoctorConfig
-from sdoc_model.method.variants import VARIANTS
+from sdoc_model.method.variants import TRAINED_VARIANTS
+from sdoc_model.profile import read_config
+from sdoc_model.utils.strict import dataclass_from_dict
 
-TRAINED_VARIANTS = tuple(variant for variant in VARIANTS if variant != "base")
-SCHEDULERS = ("constant", "linear", "cosine")
+# Config name -> the transformers scheduler it runs.
+SCHEDULERS = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -48,13 +50,7 @@ class TrainingConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown training key(s): {', '.join(unknown)}; expected {sorted(known)}"
-            )
-        return cls(**values).validate()
+        return dataclass_from_dict(cls, values, "training").validate()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -115,11 +111,7 @@ def load_run_config(path: str | Path, overrides: list[str] = ()) -> tuple[dict, 
     A top-level `seed` is the training seed unless `training.seed` is given. Override keys are
     `adapter.KEY` or `training.KEY` (a bare KEY means training.KEY); values are parsed as YAML.
     """
-    path = Path(path)
-    try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise ValueError(f"cannot read config {path}: {err}") from err
+    config = read_config(path)
     adapter = dict(config.get("adapter") or {})
     training = dict(config.get("training") or {})
     if "seed" in config:

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 
 
-class DistributedRunError(RuntimeError):
+class DistributedRunError(ChildProcessError):
     """A process of a torchrun launch failed; its own error is in the output above."""
 
 

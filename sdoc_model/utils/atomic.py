@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -58,16 +57,6 @@ def remove_path(path: Path) -> None:
         path.unlink()
     elif path.exists():
         shutil.rmtree(path)
-
-
-def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
-    """Write one JSON object a line (UTF-8, Chinese kept readable); returns the line count."""
-    count = 0
-    with atomic_open(path) as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-            count += 1
-    return count
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -3,7 +3,8 @@
 import json
 
 from sdoc_model.benchmark import cuda_check
-from sdoc_model.utils.atomic import write_jsonl
+from sdoc_model.method.variants import TRAINED_VARIANTS
+from sdoc_model.utils.jsonl import write_jsonl
 from tests.factories import synthetic_data
 
 
@@ -24,7 +25,7 @@ def test_every_stage_of_the_check_runs_and_is_recorded(tmp_path):
     stages = [name for name in record if isinstance(record[name], dict)]
     assert stages == [
         "prepare",
-        *(f"train_{v}" for v in cuda_check.VARIANTS),
+        *(f"train_{v}" for v in TRAINED_VARIANTS),
         "placement_bf16",
         "evaluate_cmb",
         "evaluate_cmmlu_med",

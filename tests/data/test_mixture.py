@@ -7,7 +7,7 @@ import pytest
 from sdoc_model.data.__main__ import main
 from sdoc_model.data.mixture import MixtureInput, build_mixture
 from sdoc_model.data.schema import SchemaError, load_records
-from sdoc_model.utils.atomic import write_jsonl
+from sdoc_model.utils.jsonl import write_jsonl
 
 
 def _record(record_id: str, question: str = "下列哪项正确", split: str = "train") -> dict:
@@ -65,15 +65,14 @@ def test_duplicate_ids_across_sources_fail_and_write_nothing(tmp_path):
     assert not out.exists()
 
 
-def test_invalid_rows_in_an_input_are_reported_by_line(tmp_path, capsys):
+def test_invalid_rows_in_an_input_are_reported_by_line(tmp_path, cli_error):
     broken = _record("q-2")
     broken["answer"] = "C"
     source = _write(tmp_path / "sft.jsonl", [_record("q-1"), broken, _record("q-1")])
     with open(source, "a", encoding="utf-8") as handle:
         handle.write("{not json\n")
     out = tmp_path / "mix.jsonl"
-    assert main(["mixture", "--out", str(out), f"{source}:10"]) == 1
-    error = capsys.readouterr().err
+    error = cli_error(main, ["mixture", "--out", str(out), f"{source}:10"])
     assert f"{source}:2: answer 'C' is not among the options 'AB'" in error
     assert f"{source}:4: invalid JSON" in error
     assert f"{source}:3: duplicate id 'q-1' (first at {source}:1)" in error

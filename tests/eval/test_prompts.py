@@ -11,13 +11,13 @@ from lm_eval.utils import apply_template
 from sdoc_model.eval.answers import answer_choices
 from sdoc_model.eval.prompts import (
     ANSWER_DELIMITER,
-    CMMLU_SUBJECTS,
     describe,
     options,
     render_answer,
     render_prompt,
     render_question,
 )
+from sdoc_model.eval.tasks import CMMLU_MED_SUBJECTS
 
 LM_EVAL_CMMLU = Path(lm_eval.__file__).parent / "tasks" / "cmmlu"
 
@@ -87,7 +87,7 @@ def _lm_eval_yaml(name):
     return yaml.safe_load((LM_EVAL_CMMLU / name).read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("subject", sorted(CMMLU_SUBJECTS))
+@pytest.mark.parametrize("subject", sorted(CMMLU_MED_SUBJECTS))
 def test_cmmlu_med_matches_lm_eval_cmmlu_task_files(subject):
     """Header, question text, choices and delimiter as lm-eval's installed cmmlu YAMLs say."""
     template = _lm_eval_yaml("_default_template_yaml")

@@ -13,13 +13,13 @@ import torch
 from sdoc_model.base_models.prepare import prepare_tiny_model
 from sdoc_model.eval.answers import answer_choices
 from sdoc_model.eval.prompts import (
-    CMMLU_SUBJECTS,
     describe,
     render_answer,
     render_prompt,
     render_question,
 )
-from sdoc_model.utils.atomic import write_jsonl
+from sdoc_model.eval.tasks import CMMLU_MED_SUBJECTS
+from sdoc_model.utils.jsonl import write_jsonl
 from tests.factories import synthetic_data
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,7 +86,7 @@ def test_cli_runs_every_task_offline(data_dir, tiny_model, tmp_path):
 
     (results_file,) = tmp_path.rglob("results_*.json")
     results = json.loads(results_file.read_text())
-    subtasks = [f"cmmlu_med_{subject}" for subject in CMMLU_SUBJECTS]
+    subtasks = [f"cmmlu_med_{subject}" for subject in CMMLU_MED_SUBJECTS]
     for task in ["cmb", "cmexam", "cmmlu_med", *subtasks]:
         assert "acc,none" in results["results"][task], task
     for task in ["cmb_gen", "cmexam_gen"]:

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from sdoc_model.method.config import SparseDoctorConfig
 from sdoc_model.method.layer import LoRAMoELinear, RoutingContext
 from sdoc_model.method.losses import expert_load, load_balancing_loss, router_entropy, router_z_loss
 from sdoc_model.method.reference import DispatchExpertLoop, MaskedExpertLoop
@@ -22,13 +23,17 @@ def make_layer(
     dtype=torch.float64,
     dropout=0.0,
     dispatch="auto",
+    contrastive=False,
+    queue_size=0,
     seed=0,
 ):
     torch.manual_seed(seed)
     base = nn.Linear(d_in, d_out, bias=bias, dtype=dtype).requires_grad_(False)
-    layer = LoRAMoELinear(
-        base, num_experts, rank, top_k, alpha=3.0, dropout=dropout, dispatch=dispatch
-    )
+    config = SparseDoctorConfig(
+        num_experts=num_experts, rank=rank, top_k=top_k, alpha=3.0, dropout=dropout,
+        dispatch=dispatch, cl_temperature=0.1, queue_size=queue_size,
+    )  # fmt: skip
+    layer = LoRAMoELinear(base, config, contrastive=contrastive)
     nn.init.normal_(layer.lora_B)  # a trained adapter, not the zero one
     nn.init.normal_(layer.router.weight)
     return layer
@@ -136,7 +141,8 @@ def test_benchmark_loops_compute_the_same_function(top_k):
 def test_fresh_layer_is_exactly_the_base_layer():
     torch.manual_seed(0)
     base = nn.Linear(16, 8).requires_grad_(False)
-    layer = LoRAMoELinear(base, num_experts=4, rank=2, top_k=2, alpha=4.0, dropout=0.3).train()
+    config = SparseDoctorConfig(num_experts=4, rank=2, top_k=2, alpha=4.0, dropout=0.3)
+    layer = LoRAMoELinear(base, config).train()
     x = torch.randn(3, 5, 16)
     assert layer.lora_A.shape == (4, 2, 16) and layer.lora_B.shape == (4, 8, 2)
     assert layer.router.weight.shape == (4, 16) and layer.router.bias is None
@@ -162,7 +168,8 @@ def test_half_precision_base_with_float32_adapter():
     layer32 = make_layer(16, 8, 4, 2, 2, dtype=torch.float32)
     base16 = nn.Linear(16, 8, bias=False, dtype=torch.bfloat16).requires_grad_(False)
     base16.weight.data.copy_(layer32.base_layer.weight)
-    layer16 = LoRAMoELinear(base16, 4, 2, 2, alpha=3.0)
+    config = SparseDoctorConfig(num_experts=4, rank=2, top_k=2, alpha=3.0, dropout=0.0)
+    layer16 = LoRAMoELinear(base16, config)
     layer16.load_state_dict(layer32.state_dict())
     assert layer16.lora_A.dtype == torch.float32
     x = torch.randn(5, 16)
@@ -172,11 +179,10 @@ def test_half_precision_base_with_float32_adapter():
 
 
 def contrastive_loss(dispatch):
-    layer = make_layer(12, 8, 4, 4, 2, dtype=torch.float32, dispatch=dispatch).train()
-    layer.routing_context = RoutingContext(
+    layer = make_layer(12, 8, 4, 4, 2, dtype=torch.float32, dispatch=dispatch, contrastive=True)
+    layer.train().routing_context = RoutingContext(
         token_mask=torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]])
     )
-    layer.enable_contrastive(temperature=0.1, queue_size=0)
     layer(torch.randn(2, 5, 12, generator=torch.Generator().manual_seed(0)))
     layer.last_routing.cl.backward()
     return layer.last_routing.cl, [
@@ -193,9 +199,8 @@ def test_contrastive_loss_reaches_router_and_experts_in_both_dispatch_modes():
 
 
 def test_routing_record_needs_a_matching_token_mask():
-    layer = make_layer(12, 6, 4, 3, 2, dtype=torch.float32).train()
+    layer = make_layer(12, 6, 4, 3, 2, dtype=torch.float32, contrastive=True).train()
     layer.routing_context = RoutingContext(token_mask=torch.ones(2, 4))
-    layer.enable_contrastive(temperature=0.1, queue_size=0)
     with pytest.raises(ValueError, match="token_mask has shape"):
         layer(torch.randn(2, 5, 12))
 
@@ -216,11 +221,11 @@ def test_auto_dispatch_picks_grouped_for_wide_sparse_mixtures_on_cpu():
 
 def test_bad_arguments_are_refused():
     with pytest.raises(TypeError, match="nn.Linear"):
-        LoRAMoELinear(nn.Conv1d(2, 2, 1), 4, 2, 2, 4.0)
+        LoRAMoELinear(nn.Conv1d(2, 2, 1), SparseDoctorConfig())
     with pytest.raises(ValueError, match="top_k"):
-        LoRAMoELinear(nn.Linear(2, 2), 4, 2, 5, 4.0)
+        LoRAMoELinear(nn.Linear(2, 2), SparseDoctorConfig(num_experts=4, top_k=5))
     with pytest.raises(ValueError, match="dispatch must be one of"):
-        LoRAMoELinear(nn.Linear(2, 2), 4, 2, 2, 4.0, dispatch="sorted")
+        LoRAMoELinear(nn.Linear(2, 2), SparseDoctorConfig(dispatch="sorted"))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -228,11 +233,11 @@ def test_bad_arguments_are_refused():
 def test_cuda_training_step_never_waits_for_the_host(autocast):
     """Forward, every routing loss, the contrastive loss with its queue, and backward, with
     CUDA's sync debug mode turning any host synchronisation into an error."""
-    layer = make_layer(64, 32, 8, 8, 2, dtype=torch.float32).cuda().train()
+    layer = make_layer(64, 32, 8, 8, 2, dtype=torch.float32, contrastive=True, queue_size=64)
+    layer.cuda().train()
     mask = torch.ones(4, 16, device="cuda")
     mask[1, 12:] = 0
     layer.routing_context = RoutingContext(token_mask=mask)
-    layer.enable_contrastive(temperature=0.07, queue_size=64)
     x = torch.randn(4, 16, 64, device="cuda", requires_grad=True)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")

@@ -2,7 +2,7 @@
 
 `fixtures/adapter_folder_v0/` was written by `SparseDoctorModel.save_pretrained` at commit
 7e282e6 (tiny Llama shape, 2 experts of rank 2, top-1, q/v/down projections, non-zero weights,
-partly filled memory queues). Its shim files import `sdoc_model.method.hf_model`, and its
+partly filled memory queues). Its shim files import `sdoc_model.hf_checkpoint`, and its
 `base_model_name_or_path` is `tiny-base`, a path relative to the working directory.
 """
 
@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from sdoc_model.utils.atomic import write_jsonl
+from sdoc_model.utils.jsonl import write_jsonl
 from tests.factories import synthetic_data
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "adapter_folder_v0"

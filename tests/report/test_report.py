@@ -32,7 +32,7 @@ from sdoc_model.report.__main__ import main as report_cli
 from sdoc_model.report.inputs import load_scores
 from sdoc_model.report.plan import ReportPlan
 from sdoc_model.report.tables import protocol_note
-from sdoc_model.utils.atomic import write_jsonl
+from sdoc_model.utils.jsonl import write_jsonl
 from tests.factories import question, synthetic_data
 
 REPO = Path(__file__).resolve().parents[2]
@@ -482,7 +482,7 @@ def test_pngs_are_sane_images(ci_report):
         assert path.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
 
 
-def test_missing_result_is_an_error_naming_the_file(tmp_path):
+def test_missing_result_is_an_error_naming_the_file(tmp_path, cli_error):
     root = tmp_path / "ci"
     write_results_tree(root, CI_CONFIG)
     missing = root / "eval" / "sparsedoctor" / "cmexam.json"
@@ -491,8 +491,8 @@ def test_missing_result_is_an_error_naming_the_file(tmp_path):
         build_report(CI_CONFIG, root)
     config_path = tmp_path / "ci.yaml"
     config_path.write_text(yaml.safe_dump(CI_CONFIG))
-    with pytest.raises(SystemExit, match="model 'sparsedoctor' on task 'cmexam'"):
-        report_cli(["--config", str(config_path), "--results", str(root)])
+    error = cli_error(report_cli, ["--config", str(config_path), "--results", str(root)])
+    assert "model 'sparsedoctor' on task 'cmexam'" in error
     assert not (root / "tables").exists()
 
 

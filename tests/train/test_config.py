@@ -56,7 +56,7 @@ def no_model_loading(monkeypatch):
         raise AssertionError("a model was loaded before the settings were validated")
 
     monkeypatch.setattr("transformers.AutoModelForCausalLM.from_pretrained", refuse)
-    monkeypatch.setattr("sdoc_model.train.loop.load_base_model", refuse)
+    monkeypatch.setattr("sdoc_model.train.build.load_base_model", refuse)
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,7 @@ def test_target_modules_are_checked_without_weights(tiny_model_dir):
         check_target_modules(tiny_model_dir, ["attn"])
 
 
-def test_cli_reports_bad_settings_by_key(tiny_model_dir, tmp_path, no_model_loading):
+def test_cli_reports_bad_settings_by_key(tiny_model_dir, tmp_path, no_model_loading, cli_error):
     config = tmp_path / "config.yaml"
     config.write_text("seed: 3\nadapter: {num_experts: 4, top_k: 2}\ntraining: {max_steps: 2}\n")
     args = [
@@ -107,8 +107,7 @@ def test_cli_reports_bad_settings_by_key(tiny_model_dir, tmp_path, no_model_load
         "--model-dir", "m", "--log-dir", "l", "--checkpoint-dir", "c", "--config", str(config),
         "--set", "adapter.top_k=8",
     ]  # fmt: skip
-    with pytest.raises(SystemExit, match="top_k must be <= num_experts"):
-        main(args)
+    assert "top_k must be <= num_experts" in cli_error(main, args)
 
 
 def test_config_file_and_overrides(tmp_path):

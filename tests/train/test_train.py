@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 from sdoc_model.train import NonFiniteLossError, train
-from sdoc_model.train.loop import KILL_AFTER_STEP_ENV
-from sdoc_model.utils.atomic import write_jsonl
+from sdoc_model.train.trainer import KILL_AFTER_STEP_ENV
+from sdoc_model.utils.jsonl import write_jsonl
 
 ADAPTER = {"num_experts": 4, "rank": 4, "top_k": 2, "alpha": 8, "dropout": 0.0, "queue_size": 16}
 TRAINING = {

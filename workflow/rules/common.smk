@@ -1,9 +1,11 @@
-# Config validation and the names every rule shares.
+# Config validation, the names every rule shares, and the rules' input functions.
 import re
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from sdoc_model.data.sources import dataset
 from sdoc_model.method.config import SparseDoctorConfig
 from sdoc_model.profile import model_specs
 
@@ -21,13 +23,32 @@ RESULTS = f"results/{PROFILE}"
 RESOURCES = f"resources/{PROFILE}"
 BASE_MODEL = f"{RESOURCES}/base_model"
 EVAL_DATA = f"{RESOURCES}/data/eval"
+EVAL_FILES = [f"{EVAL_DATA}/{name}.jsonl" for name in config["data"]["eval"]]
+TRAIN_MIXTURE = f"{RESOURCES}/data/train.jsonl"
 MODELS = model_specs(config)
 TRAINED = [name for name, spec in MODELS.items() if spec.trained]
 TASKS = config["evaluation"]["tasks"]
+# Every rule runs in the project's own environment; `--software-deployment-method conda`
+# builds it from this file where the workflow runs without a prepared .venv.
+ENV = "../envs/sdoc.yaml"
 
 
 def rule_resources(rule_name):
     """Cluster resources of a rule from the config (GPUs, memory, runtime), none by default."""
     return config.get("resources", {}).get(rule_name, {})
-EVAL_FILES = [f"{EVAL_DATA}/{name}.jsonl" for name in config["data"]["eval"]]
-TRAIN_MIXTURE = f"{RESOURCES}/data/train.jsonl"
+
+
+def raw_files(name):
+    """The verified raw files a registered dataset is normalised from."""
+    return [f"resources/raw/{source.path}" for source in dataset(name).sources]
+
+
+def model_inputs(wildcards):
+    """What evaluating a model reads: the data, and its base model and adapter when it has them."""
+    spec = MODELS[wildcards.model]
+    inputs = {"data": EVAL_FILES}
+    if spec.kind != "external":
+        inputs["base_model"] = BASE_MODEL
+    if spec.trained:
+        inputs["model"] = f"{RESULTS}/models/{wildcards.model}"
+    return inputs

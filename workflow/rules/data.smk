@@ -1,10 +1,5 @@
 # Pinned sources -> verified raw files -> normalised JSONL -> evaluation sets, training mixture
 # and its leakage report. Raw files are shared by every profile; the rest is per profile.
-from sdoc_model.data.sources import dataset
-
-
-def raw_files(name):
-    return [f"resources/raw/{source.path}" for source in dataset(name).sources]
 
 
 rule download:
@@ -16,6 +11,8 @@ rule download:
         f"{RESULTS}/logs/download/{{source_path}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/download/{{source_path}}.tsv"
+    conda:
+        ENV
     script:
         "../scripts/download.py"
 
@@ -33,6 +30,8 @@ rule normalise:
         f"{RESULTS}/logs/normalise/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/normalise/{{dataset}}.tsv"
+    conda:
+        ENV
     script:
         "../scripts/normalise.py"
 
@@ -46,6 +45,8 @@ rule evaluation_set:
         f"{RESULTS}/logs/evaluation_set/{{name}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluation_set/{{name}}.tsv"
+    conda:
+        ENV
     shell:
         "cp {input} {output} 2> {log}"
 
@@ -66,5 +67,7 @@ rule training_mixture:
         f"{RESULTS}/logs/training_mixture.log",
     benchmark:
         f"{RESULTS}/benchmarks/training_mixture.tsv"
+    conda:
+        ENV
     script:
         "../scripts/training_mixture.py"

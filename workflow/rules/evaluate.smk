@@ -1,16 +1,6 @@
 # One lm-eval job per (model, task), with the project's tasks, as the stock CLI would run it.
 
 
-def model_inputs(wildcards):
-    spec = MODELS[wildcards.model]
-    inputs = {"data": EVAL_FILES}
-    if spec.kind != "external":
-        inputs["base_model"] = BASE_MODEL
-    if spec.trained:
-        inputs["model"] = f"{RESULTS}/models/{wildcards.model}"
-    return inputs
-
-
 rule evaluate:
     input:
         unpack(model_inputs),
@@ -32,5 +22,7 @@ rule evaluate:
     threads: 1
     resources:
         **rule_resources("evaluate"),
+    conda:
+        ENV
     script:
         "../scripts/evaluate.py"

@@ -16,5 +16,7 @@ rule prepare_base_model:
         f"{RESULTS}/benchmarks/prepare_base_model.tsv"
     resources:
         **rule_resources("prepare_base_model"),
+    conda:
+        ENV
     script:
         "../scripts/prepare_base_model.py"

@@ -12,10 +12,12 @@ rule report:
         tables=directory(f"{RESULTS}/tables"),
         figures=directory(f"{RESULTS}/figures"),
     params:
-        results=RESULTS,
+        results=lambda wildcards, output: Path(output.report).parent,
     log:
         f"{RESULTS}/logs/report.log",
     benchmark:
         f"{RESULTS}/benchmarks/report.tsv"
+    conda:
+        ENV
     script:
         "../scripts/report.py"

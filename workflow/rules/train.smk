@@ -22,5 +22,7 @@ rule train:
     threads: workflow.cores
     resources:
         **rule_resources("train"),
+    conda:
+        ENV
     script:
         "../scripts/train.py"

@@ -4,8 +4,7 @@ import logging
 import sys
 from pathlib import Path
 
-from sdoc_model.base_models.cli import corpus_texts
-from sdoc_model.base_models.prepare import prepare_base_model
+from sdoc_model.base_models.prepare import corpus_texts, prepare_base_model
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)

@@ -1,0 +1,292 @@
+"""One training run: the data, the model and its optimizer, the loop, checkpoints and the end.
+
+The LM loss is a mean over every response token of the optimizer step, on all processes
+together, so N processes with batch b/N each follow the same curve as one process with batch b.
+The router and contrastive losses and the memory queues cover the global micro-batch too:
+the layers gather over processes (sdoc_model.method.losses), so every process computes the same
+auxiliary losses and enqueues the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+from transformers import AutoTokenizer, get_scheduler
+
+from sdoc_model.base_models.prepare import save_model_folder
+from sdoc_model.method.config import SparseDoctorConfig
+from sdoc_model.method.model import SparseDoctorModel
+from sdoc_model.method.variants import variant_config
+from sdoc_model.train import distributed
+from sdoc_model.train.build import build_run_model, device_name, resolve_precision, wrap_ddp
+from sdoc_model.train.checkpoint import (
+    check_same_settings,
+    latest_checkpoint,
+    load_checkpoint,
+    load_trainable_state,
+    remove_partial_checkpoints,
+    save_checkpoint,
+    trainable_state,
+)
+from sdoc_model.train.config import SCHEDULERS, TrainingConfig
+from sdoc_model.train.data import IGNORE_INDEX, StepData, load_sft_examples, step_data
+from sdoc_model.train.distributed import Processes
+from sdoc_model.train.metrics import (
+    METRIC_KEYS,
+    MetricsLog,
+    micro_step_sums,
+    peak_memory,
+    step_record,
+)
+from sdoc_model.utils.atomic import write_text
+from sdoc_model.utils.provenance import REPO_ROOT, git_state, software
+
+KILL_AFTER_STEP_ENV = "SDOC_TRAIN_KILL_AFTER_STEP"  # tests: SIGKILL this process after that step
+
+
+class NonFiniteLossError(ValueError):
+    """The loss became NaN or infinite (a value the data or settings produced): the run stopped
+    before the optimizer step."""
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    base_model: Path
+    train_file: Path
+    model_dir: Path
+    log_dir: Path
+    checkpoint_dir: Path
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far the run is; saved in every checkpoint, summed over resumed segments."""
+
+    step: int = 0
+    tokens: int = 0
+    wall_time_s: float = 0.0
+    peak_memory_bytes: int = 0
+
+
+class Trainer:
+    """One run: the data, the model and its optimizer, and where everything is written."""
+
+    def __init__(
+        self,
+        variant: str,
+        paths: RunPaths,
+        adapter_config: SparseDoctorConfig,
+        config: TrainingConfig,
+        model_name: str,
+        processes: Processes,
+    ):
+        self.variant, self.paths, self.config = variant, paths, config
+        self.model_name, self.processes = model_name, processes
+        self.precision = resolve_precision(config.precision, processes.device)
+        self.tokenizer = AutoTokenizer.from_pretrained(paths.base_model)
+        pad_id = self.tokenizer.pad_token_id
+        self.pad_id = pad_id if pad_id is not None else self.tokenizer.eos_token_id
+        self.examples = load_sft_examples(
+            paths.train_file, self.tokenizer, config.max_length, config.include_explanation
+        )
+        self.total_steps = config.total_steps(len(self.examples))
+        self.settings = {
+            "variant": variant,
+            "adapter": adapter_config.to_dict(),
+            "training": config.to_dict(),
+        }
+        self.effective = variant_config(variant, adapter_config)
+
+        self.model = build_run_model(
+            variant, paths.base_model, adapter_config, self.precision, processes, config.seed
+        )
+        self.moe = isinstance(self.model, SparseDoctorModel)
+        if self.moe:
+            self.model.routing_context.across_processes = processes.distributed
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            trainable, lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.scheduler = get_scheduler(
+            SCHEDULERS[config.scheduler], self.optimizer,
+            num_warmup_steps=config.warmup_steps, num_training_steps=self.total_steps,
+        )  # fmt: skip
+        self.ddp_model = wrap_ddp(self.model) if processes.distributed else self.model
+        self.autocast = torch.autocast(
+            processes.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
+        )
+
+    def fit(self) -> dict:
+        progress, checkpoint = self.resume()
+        main = self.processes.is_main
+        metrics_copy = checkpoint / "metrics.jsonl" if checkpoint else None
+        metrics = MetricsLog(self.paths.log_dir / "metrics.jsonl", metrics_copy) if main else None
+        bar = tqdm(
+            total=self.total_steps, initial=progress.step, desc=self.model_name, disable=not main
+        )
+        for step in range(progress.step, self.total_steps):
+            started = time.perf_counter()
+            record, tokens = self.step(step)
+            if metrics:
+                metrics.write(record)
+            bar.update()
+            bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}")
+            progress = Progress(
+                step + 1,
+                progress.tokens + tokens,
+                progress.wall_time_s + time.perf_counter() - started,
+                max(progress.peak_memory_bytes, record["peak_memory_bytes"]),
+            )
+            if progress.step % self.config.save_every == 0:
+                self.save_checkpoint(progress)
+            if os.environ.get(KILL_AFTER_STEP_ENV) == str(progress.step):
+                os.kill(os.getpid(), signal.SIGKILL)
+        bar.close()
+        if metrics:
+            metrics.close()
+        return self.finish(progress)
+
+    def step(self, step: int) -> tuple[dict, int]:
+        """One optimizer step (0-based `step`); returns its metrics line and its token count."""
+        started = time.perf_counter()
+        config, processes = self.config, self.processes
+        data = step_data(
+            self.examples, step, config.seed, config.batch_size, config.grad_accum,
+            processes.rank, processes.world_size, self.pad_id,
+        )  # fmt: skip
+        sums = self.forward_backward(data)
+        sums = distributed.sum_over_processes(sums, processes).tolist()  # the step's one host sync
+        record = step_record(self.model, self.effective, step + 1, sums, data, processes.world_size)
+        stop_if_not_finite(record, self.paths.checkpoint_dir)
+        record["lr"] = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        tokens = sum(data.real_tokens)
+        record["tokens_per_s"] = tokens / (time.perf_counter() - started)
+        record["peak_memory_bytes"] = peak_memory(processes.device)[0]
+        return {key: record[key] for key in METRIC_KEYS if key in record}, tokens
+
+    def forward_backward(self, data: StepData) -> torch.Tensor:
+        """Accumulate the gradients of this process's share of the step's micro-batches.
+
+        DDP averages gradients over processes, so this process's LM-loss sum is scaled by
+        world_size / (response tokens of the whole step). The auxiliary losses are means over
+        each global micro-batch (every process computes the same ones, see
+        sdoc_model.method.losses), averaged over micro-batches. Returns the detached sums to log (see
+        `micro_step_sums`), still on the device.
+        """
+        self.optimizer.zero_grad(set_to_none=True)
+        device, distributed_run = self.processes.device, self.processes.distributed
+        lm_scale = self.processes.world_size / data.response_tokens
+        micro_steps = len(data.micro_batches)
+        sums = []
+        for index, batch in enumerate(data.micro_batches):
+            batch = {key: tensor.to(device) for key, tensor in batch.items()}
+            # Gradients are all-reduced once per optimizer step, on its last micro-batch.
+            last = index == micro_steps - 1
+            with nullcontext() if last or not distributed_run else self.ddp_model.no_sync():
+                with self.autocast:
+                    output = self.ddp_model(
+                        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                    )
+                    lm_sum = F.cross_entropy(
+                        output.logits[:, :-1].flatten(0, 1).float(), batch["labels"][:, 1:].flatten(),
+                        ignore_index=IGNORE_INDEX, reduction="sum",
+                    )  # fmt: skip
+                    aux = self.model.aux_loss() if self.moe else None
+                loss = lm_sum * lm_scale + (aux / micro_steps if self.moe else 0)
+                loss.backward()
+            sums.append(micro_step_sums(self.model, lm_sum, aux, data.local_real_tokens[index]))
+        return torch.stack(sums).sum(dim=0)
+
+    def resume(self) -> tuple[Progress, Path | None]:
+        """Restore the newest complete checkpoint, if any: how far it got, and its folder."""
+        checkpoint_dir = self.paths.checkpoint_dir
+        if self.processes.is_main:
+            remove_partial_checkpoints(checkpoint_dir)
+        path = latest_checkpoint(checkpoint_dir)
+        if path is None:
+            return Progress(), None
+        adapter, trainer, process, run_state = load_checkpoint(
+            path, self.processes, self.processes.device
+        )
+        check_same_settings(run_state["settings"], self.settings, path)
+        load_trainable_state(self.model, adapter, path / "adapter.safetensors")
+        if process["memory_queues"]:
+            self.model.load_queue_state_dict(process["memory_queues"], source=str(path))
+        self.optimizer.load_state_dict(trainer["optimizer"])
+        self.scheduler.load_state_dict(trainer["scheduler"])
+        if self.processes.is_main:
+            print(f"resuming from {path}", flush=True)
+        return Progress(**run_state["progress"]), path
+
+    def save_checkpoint(self, progress: Progress) -> None:
+        config = self.config
+        run_state = {
+            "progress": asdict(progress),
+            "data_position": {
+                "examples_seen": progress.step * config.grad_accum * config.batch_size,
+                "seed": config.seed,
+            },
+            "world_size": self.processes.world_size,
+            "settings": self.settings,
+        }
+        queues = self.model.queue_state_dict() if self.moe else {}
+        save_checkpoint(
+            self.paths.checkpoint_dir, progress.step, trainable_state(self.model),
+            {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()},
+            {"memory_queues": queues}, run_state, self.paths.log_dir / "metrics.jsonl",
+            config.keep_last, self.processes,
+        )  # fmt: skip
+
+    def finish(self, progress: Progress) -> dict:
+        """Write the final adapter and the summary (main process); every process returns it."""
+        peak = distributed.max_over_processes(progress.peak_memory_bytes, self.processes)
+        wall = max(progress.wall_time_s, 1e-9)
+        summary = {
+            "model": self.model_name,
+            "variant": self.variant,
+            "trainable_params": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
+            "total_params": sum(p.numel() for p in self.model.parameters()),
+            "steps": progress.step,
+            "tokens": progress.tokens,
+            "wall_time_s": progress.wall_time_s,
+            "tokens_per_s": progress.tokens / wall,
+            "step_time_s": wall / max(progress.step, 1),
+            "peak_memory_bytes": peak,
+            "peak_memory_kind": peak_memory(self.processes.device)[1],
+            "device": device_name(self.processes),
+            "num_processes": self.processes.world_size,
+            "precision": self.precision,
+            "config": {"adapter": self.effective.to_dict(), "training": self.config.to_dict()},
+            "git": git_state(REPO_ROOT),
+            **software(),
+        }
+        if self.processes.is_main:
+            save_model_folder(self.model, self.tokenizer, self.paths.model_dir)
+            write_text(self.paths.log_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        distributed.barrier(self.processes)
+        return summary
+
+
+def stop_if_not_finite(record: dict, checkpoint_dir: Path) -> None:
+    if math.isfinite(record["loss"]):
+        return
+    terms = ("lm_loss", "lb_loss", "z_loss", "cl_loss")
+    losses = ", ".join(f"{key}={record[key]}" for key in terms if record[key] is not None)
+    last_good = latest_checkpoint(checkpoint_dir)
+    raise NonFiniteLossError(
+        f"step {record['step']}: the loss is {record['loss']} ({losses}); stopped before the "
+        f"optimizer step. The last good checkpoint is {last_good or 'none (none was written yet)'}; "
+        "a rerun resumes from it. Lower training.lr or check the training data."
+    )
