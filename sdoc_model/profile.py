@@ -42,7 +42,8 @@ class ModelSpec:
 
 
 def read_config(path: str | Path) -> dict:
-    """A YAML config file as a mapping (empty: {}); ValueError naming the file when it is not one."""
+    """A YAML config file as a mapping (empty: {}); ValueError naming the file when it is not
+    one."""
     path = Path(path)
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}

@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE_TEXTS = [
     "以下是关于临床知识的单项选择题，请直接给出正确答案的选项。\n\n题目：急性心肌梗死最常见的死亡原因是？\n"
     "A. 心律失常\nB. 心力衰竭\nC. 心源性休克\nD. 心脏破裂\n答案：A",
-    "以下是中国医学考试的多项选择题。\n糖尿病的典型症状包括：\nA. 多饮\nB. 多尿\nC. 多食\nD. 体重增加\n答案：ABC",
+    "以下是中国医学考试的多项选择题。\n糖尿病的典型症状包括：\n"
+    "A. 多饮\nB. 多尿\nC. 多食\nD. 体重增加\n答案：ABC",
     "The quick brown fox jumps over the lazy dog. DNA, RNA and ATP; 123456789.",
 ]
 

@@ -5,7 +5,6 @@ import ast
 from pathlib import Path
 
 import pytest
-import yaml
 
 import sdoc_model
 

@@ -36,7 +36,8 @@ class _Holder(nn.Module):
 
 
 def peft_lora_layer(base: nn.Linear, config: SparseDoctorConfig) -> nn.Module:
-    """peft's own LoRA Linear around `base`: the `lora` variant's settings (rank k*r, same scaling)."""
+    """peft's own LoRA Linear around `base`: the `lora` variant's settings
+    (rank k*r, same scaling)."""
     lora = lora_config(dataclasses.replace(config, target_modules=["linear"]))
     return inject_adapter_in_model(lora, _Holder(base))
 

@@ -21,8 +21,10 @@ Where the hashes come from:
 Local layout: a file is stored under `raw_dir / mirror_path(url)`, the same relative path it
 has in the mirror:
 
-    https://raw.githubusercontent.com/OWNER/REPO/COMMIT/PATH           -> github/OWNER/REPO/PATH
-    https://huggingface.co/datasets/OWNER/NAME/resolve/REVISION/PATH   -> huggingface/datasets/OWNER/NAME/PATH
+    https://raw.githubusercontent.com/OWNER/REPO/COMMIT/PATH
+        -> github/OWNER/REPO/PATH
+    https://huggingface.co/datasets/OWNER/NAME/resolve/REVISION/PATH
+        -> huggingface/datasets/OWNER/NAME/PATH
 """
 
 from __future__ import annotations
@@ -94,18 +96,30 @@ XMED_CMEXAM_DEV = github_file(
 CMMLU_REPO = ("haonan-li/CMMLU", "d6e7b716d8ac694f38969a6c0407437d1fded799")
 _CMMLU_SHA256 = {
     "data/test/anatomy.csv": "b0488d7a394473ba9f3d6ba92a4a88f9c5b7738bc812b8aaea057218c9cf909c",
-    "data/test/clinical_knowledge.csv": "f203dff6c9ae45611ba380f2a60453c2d1440303e9d3304c8cb42c1886edd49c",
-    "data/test/college_medicine.csv": "aa24898b813f7c9567e8ed4cda70ddc79082630bb6bc00939018d65b1de70988",
+    "data/test/clinical_knowledge.csv": (
+        "f203dff6c9ae45611ba380f2a60453c2d1440303e9d3304c8cb42c1886edd49c"
+    ),
+    "data/test/college_medicine.csv": (
+        "aa24898b813f7c9567e8ed4cda70ddc79082630bb6bc00939018d65b1de70988"
+    ),
     "data/test/genetics.csv": "54988038f3ac9e07a337411d393315429e92ae97b76fab24ebcda0c0c65ecc78",
     "data/test/nutrition.csv": "7e407acf9be29fcad7e73796bfec196af3c3c16d48f44eb82332a887eb097941",
-    "data/test/traditional_chinese_medicine.csv": "dfbb4f311649576bb20e165cfdff0d1d5633d64e156eaa5bb57373d491418b16",
+    "data/test/traditional_chinese_medicine.csv": (
+        "dfbb4f311649576bb20e165cfdff0d1d5633d64e156eaa5bb57373d491418b16"
+    ),
     "data/test/virology.csv": "ac411d3d869e86bce60b8aab78e568fb74f607da2ac188ce11dcf55eb018b7ba",
     "data/dev/anatomy.csv": "5e2d407357f3ad71d267d615ebdf0dba2ff720548cf504f87026c8e15990d82e",
-    "data/dev/clinical_knowledge.csv": "7197883c51ee9f42fd89372d6dcae809adcdef37e89718640fb1356abfeca540",
-    "data/dev/college_medicine.csv": "9f54c3fc7e9fab4e1583afb6be85f21e9b8b83a2bcbaff336df68e2d4296ee04",
+    "data/dev/clinical_knowledge.csv": (
+        "7197883c51ee9f42fd89372d6dcae809adcdef37e89718640fb1356abfeca540"
+    ),
+    "data/dev/college_medicine.csv": (
+        "9f54c3fc7e9fab4e1583afb6be85f21e9b8b83a2bcbaff336df68e2d4296ee04"
+    ),
     "data/dev/genetics.csv": "cca416a0efc91c77af33cb0e9674853e1ff31b2573d09f94b1b9b36e1bbae2b9",
     "data/dev/nutrition.csv": "8b318b013c5e17074c7efdf11d67a2f7fd55f1ae457bf77c48d110f6e4ee3f6e",
-    "data/dev/traditional_chinese_medicine.csv": "345875ca92e284db9a55cb697fdccce270efdd588d7f60d9276a125ea6ed366d",
+    "data/dev/traditional_chinese_medicine.csv": (
+        "345875ca92e284db9a55cb697fdccce270efdd588d7f60d9276a125ea6ed366d"
+    ),
     "data/dev/virology.csv": "049ffecfb092b2a6d3299e67737c3a0c468a2e21968adaabb29771e4d2f3197c",
 }
 

@@ -1,4 +1,5 @@
-"""SparseDoctor adapter configuration: every knob of the method (see the README's method section)."""
+"""SparseDoctor adapter configuration: every knob of the method (see the README's method
+section)."""
 
 from __future__ import annotations
 
@@ -65,7 +66,8 @@ class SparseDoctorConfig:
             isinstance(m, str) and m for m in self.target_modules
         ):
             raise ValueError(
-                f"target_modules must be a non-empty list of module names, got {self.target_modules!r}"
+                "target_modules must be a non-empty list of module names, "
+                f"got {self.target_modules!r}"
             )
         for key in ("num_experts", "rank", "top_k"):
             value = getattr(self, key)
@@ -91,7 +93,8 @@ class SparseDoctorConfig:
             isinstance(i, int) and not isinstance(i, bool) for i in self.contrastive_layers
         ):
             raise ValueError(
-                f"contrastive_layers must be a list of integers or null, got {self.contrastive_layers!r}"
+                "contrastive_layers must be a list of integers or null, "
+                f"got {self.contrastive_layers!r}"
             )
         return self
 
@@ -105,7 +108,8 @@ class SparseDoctorConfig:
         for index in self.contrastive_layers:
             if not -num_layers <= index < num_layers:
                 raise ValueError(
-                    f"contrastive_layers: index {index} is out of range for a model with {num_layers} decoder layers"
+                    f"contrastive_layers: index {index} is out of range for a model with "
+                    f"{num_layers} decoder layers"
                 )
             resolved.add(index % num_layers)
         return resolved

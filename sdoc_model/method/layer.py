@@ -1,4 +1,5 @@
-"""The LoRA mixture-of-experts linear layer, in the stacked two-GEMM form (see the README's method section)."""
+"""The LoRA mixture-of-experts linear layer, in the stacked two-GEMM form (see the README's
+method section)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ class RoutingRecord:
     """What one layer's router did in the last forward, one row per token (padding included):
     router logits and probabilities (N, E), the chosen experts (N, k; None when dense), and on
     contrastive layers in training the contrastive loss. The wrapper turns the records of all
-    layers into the routing losses and statistics in a few batched ops (sdoc_model.method.losses)."""
+    layers into the routing losses and statistics in a few batched ops
+    (sdoc_model.method.losses)."""
 
     router_logits: torch.Tensor
     probs: torch.Tensor
@@ -242,7 +244,10 @@ class LoRAMoELinear(nn.Module):
 
     def extra_repr(self) -> str:
         dispatch = "grouped" if self.grouped_dispatch else "stacked"
-        return f"num_experts={self.num_experts}, rank={self.rank}, top_k={self.top_k}, scaling={self.scaling:g}, {dispatch}"
+        return (
+            f"num_experts={self.num_experts}, rank={self.rank}, top_k={self.top_k}, "
+            f"scaling={self.scaling:g}, {dispatch}"
+        )
 
 
 def _as_sequences(token_shape: torch.Size) -> tuple[int, int]:

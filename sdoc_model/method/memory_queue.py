@@ -42,7 +42,8 @@ class ExpertMemoryQueue(nn.Module):
         self.count.copy_((self.count + num_new).clamp_max(self.size))
 
     def ordered(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The stored (features, labels), oldest first; includes empty slots until the ring is full."""
+        """The stored (features, labels), oldest first; includes empty slots until the ring is
+        full."""
         order = (
             self.ptr - self.count + torch.arange(self.size, device=self.ptr.device)
         ) % self.size

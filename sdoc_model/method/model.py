@@ -1,4 +1,5 @@
-"""Inject SparseDoctor layers into a Hugging Face causal LM; collect losses; save and load adapters."""
+"""Inject SparseDoctor layers into a Hugging Face causal LM; collect losses; save and load
+adapters."""
 
 from __future__ import annotations
 
@@ -161,7 +162,8 @@ class SparseDoctorModel(nn.Module):
     def print_trainable_parameters(self) -> None:
         trainable, total = self.trainable_parameters()
         print(
-            f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}"
+            f"trainable params: {trainable:,d} || all params: {total:,d} || "
+            f"trainable%: {100 * trainable / total:.4f}"
         )
 
     def adapter_state_dict(self) -> dict[str, torch.Tensor]:

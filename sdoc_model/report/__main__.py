@@ -1,4 +1,5 @@
-"""python -m sdoc_model.report --config config/ci.yaml --results results/ci [--checksums FILE.json]"""
+"""python -m sdoc_model.report --config config/ci.yaml --results results/ci
+[--checksums FILE.json]"""
 
 from __future__ import annotations
 

@@ -72,7 +72,8 @@ def _ladder_section(plan: ReportPlan, tables: dict[str, Table]) -> list[str]:
     if "ablation_variants" not in tables:
         return [
             "### Variant ladder",
-            f"Not in this profile: it needs {FULL_METHOD} and another of {', '.join(ABLATION_LADDER)}.",
+            f"Not in this profile: it needs {FULL_METHOD} and another of "
+            f"{', '.join(ABLATION_LADDER)}.",
         ]
     return [
         "### Variant ladder",
@@ -174,12 +175,14 @@ def _compute_summary(benchmarks: pd.DataFrame) -> str:
         jobs=("job", "nunique"), seconds=("s", "sum"), max_rss=("max_rss", "max")
     )
     rows = "\n".join(
-        f"| {row.Index} | {row.jobs} | {duration_text(row.seconds)} | {bytes_text(row.max_rss * 2**20)} |"
+        f"| {row.Index} | {row.jobs} | {duration_text(row.seconds)} | "
+        f"{bytes_text(row.max_rss * 2**20)} |"
         for row in per_rule.itertuples()
     )
     return (
         f"Total wall time of the {per_rule.jobs.sum()} benchmarked jobs: "
-        f"**{duration_text(benchmarks.s.sum())}** (summed over jobs; parallel jobs overlap in real time).\n\n"
+        f"**{duration_text(benchmarks.s.sum())}** "
+        "(summed over jobs; parallel jobs overlap in real time).\n\n"
         f"| rule | jobs | wall time | max RSS |\n|:--|--:|--:|--:|\n{rows}"
     )
 

@@ -21,7 +21,8 @@ class MissingInputError(FileNotFoundError):
         self.missing = list(missing)
         lines = "\n".join(f"  {path}  ({what})" for path, what in missing.items())
         super().__init__(
-            f"{len(missing)} report input(s) missing; run the workflow steps that produce them:\n{lines}"
+            f"{len(missing)} report input(s) missing; "
+            f"run the workflow steps that produce them:\n{lines}"
         )
 
 

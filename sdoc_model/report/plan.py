@@ -56,7 +56,8 @@ class ReportPlan:
         unknown = [task for task in config["evaluation"]["tasks"] if task not in TASKS]
         if unknown:
             raise ValueError(
-                f"evaluation.tasks: no report metric for {unknown}; expected tasks among {sorted(TASKS)}"
+                f"evaluation.tasks: no report metric for {unknown}; "
+                f"expected tasks among {sorted(TASKS)}"
             )
         return cls(
             profile=config["profile"],

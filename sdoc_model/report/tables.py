@@ -238,7 +238,10 @@ def _caption(plan: ReportPlan, scores: pd.DataFrame, models: list[str], detail: 
     averaged = ", ".join(TASKS[task].label for task in plan.averaged_tasks)
     average = f" Average: unweighted mean of {averaged}." if averaged else ""
     protocol = protocol_note(plan, _scoped(scores, models))
-    return f"Accuracy (%) \u00b1 standard error; best per column in bold.{average}{detail} Protocol: {protocol}"
+    return (
+        "Accuracy (%) \u00b1 standard error; best per column in bold."
+        f"{average}{detail} Protocol: {protocol}"
+    )
 
 
 def _scoped(scores: pd.DataFrame, models: list[str]) -> pd.DataFrame:
@@ -336,7 +339,8 @@ def efficiency_table(plan: ReportPlan, summaries: pd.DataFrame, benchmarks: pd.D
         index=pd.Index(models, name="Model"),
     )
     note = (
-        "Training cost. Tokens (trained on), tokens/s, step time (mean), peak memory (accelerator, or process on CPU) "
+        "Training cost. Tokens (trained on), tokens/s, step time (mean), "
+        "peak memory (accelerator, or process on CPU) "
         "and wall time from the training summary; max RSS from the Snakemake benchmark of the "
         f"{TRAIN_RULE!r} job."
     )

@@ -1,4 +1,5 @@
-"""Supervised fine-tuning of every trained variant: `train(...)` and `python -m sdoc_model.train`."""
+"""Supervised fine-tuning of every trained variant: `train(...)` and
+`python -m sdoc_model.train`."""
 
 from sdoc_model.train.config import TrainingConfig
 from sdoc_model.train.loop import train

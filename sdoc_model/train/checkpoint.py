@@ -111,7 +111,8 @@ def load_checkpoint(
     if run_state["world_size"] != processes.world_size:
         raise ValueError(
             f"checkpoint {path} was written by {run_state['world_size']} process(es); resume it "
-            f"with training.num_processes = {run_state['world_size']}, or delete {path.parent} to start over"
+            f"with training.num_processes = {run_state['world_size']}, "
+            f"or delete {path.parent} to start over"
         )
     adapter_state = load_file(path / "adapter.safetensors", device=str(device))
     trainer_state = torch.load(path / "trainer.pt", map_location=device, weights_only=False)

@@ -1,4 +1,5 @@
-"""`python -m sdoc_model.train`: train one variant with the `adapter:`/`training:` of a YAML config."""
+"""`python -m sdoc_model.train`: train one variant with the `adapter:`/`training:` of a YAML
+config."""
 
 from __future__ import annotations
 

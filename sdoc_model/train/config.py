@@ -145,7 +145,8 @@ def validate_run(
     """Check everything that can be checked without loading weights; return the parsed configs."""
     if variant not in TRAINED_VARIANTS:
         raise ValueError(
-            f"variant: {variant!r} is not a trained variant; expected one of {', '.join(TRAINED_VARIANTS)}"
+            f"variant: {variant!r} is not a trained variant; "
+            f"expected one of {', '.join(TRAINED_VARIANTS)}"
         )
     try:
         adapter_config = SparseDoctorConfig.from_dict(adapter)

@@ -182,8 +182,8 @@ class Trainer:
         DDP averages gradients over processes, so this process's LM-loss sum is scaled by
         world_size / (response tokens of the whole step). The auxiliary losses are means over
         each global micro-batch (every process computes the same ones, see
-        sdoc_model.method.losses), averaged over micro-batches. Returns the detached sums to log (see
-        `micro_step_sums`), still on the device.
+        sdoc_model.method.losses), averaged over micro-batches. Returns the detached sums to log
+        (see `micro_step_sums`), still on the device.
         """
         self.optimizer.zero_grad(set_to_none=True)
         device, distributed_run = self.processes.device, self.processes.distributed
@@ -200,7 +200,8 @@ class Trainer:
                         input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
                     )
                     lm_sum = F.cross_entropy(
-                        output.logits[:, :-1].flatten(0, 1).float(), batch["labels"][:, 1:].flatten(),
+                        output.logits[:, :-1].flatten(0, 1).float(),
+                        batch["labels"][:, 1:].flatten(),
                         ignore_index=IGNORE_INDEX, reduction="sum",
                     )  # fmt: skip
                     aux = self.model.aux_loss() if self.moe else None
@@ -287,6 +288,7 @@ def stop_if_not_finite(record: dict, checkpoint_dir: Path) -> None:
     last_good = latest_checkpoint(checkpoint_dir)
     raise NonFiniteLossError(
         f"step {record['step']}: the loss is {record['loss']} ({losses}); stopped before the "
-        f"optimizer step. The last good checkpoint is {last_good or 'none (none was written yet)'}; "
+        "optimizer step. The last good checkpoint is "
+        f"{last_good or 'none (none was written yet)'}; "
         "a rerun resumes from it. Lower training.lr or check the training data."
     )

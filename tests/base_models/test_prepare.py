@@ -10,7 +10,10 @@ from hypothesis import strategies as st
 from sdoc_model.base_models import prepare as base_models
 from sdoc_model.base_models.prepare import BaseModelError, check_model_folder, load_base_model
 
-CHINESE_PROMPT = "以下是关于解剖学的单项选择题，请直接给出正确答案的选项。\n\n题目：人体最大的器官是？\nA. 肝脏\nB. 皮肤\n答案："
+CHINESE_PROMPT = (
+    "以下是关于解剖学的单项选择题，请直接给出正确答案的选项。\n\n"
+    "题目：人体最大的器官是？\nA. 肝脏\nB. 皮肤\n答案："
+)
 
 
 def test_tiny_model_loads_offline_with_auto_classes(tiny_model_dir):

@@ -108,7 +108,8 @@ def test_stacked_form_equals_naive_loop_in_float64(
 def test_grouped_dispatch_equals_naive_loop(
     d_in, d_out, num_experts, rank, top_k_fraction, layout, seed
 ):
-    """grouped_mm has no float64 kernel: float32 against the float64 definition on the same weights."""
+    """grouped_mm has no float64 kernel: float32 against the float64 definition on the same
+    weights."""
     top_k = 1 + int(top_k_fraction * (num_experts - 1))  # sparse: 1 <= top_k < num_experts
     reference = make_layer(d_in, d_out, num_experts, rank, top_k, seed=seed)
     layer = make_layer(
@@ -129,7 +130,8 @@ def test_grouped_dispatch_equals_naive_loop(
 
 @pytest.mark.parametrize("top_k", [1, 3])
 def test_benchmark_loops_compute_the_same_function(top_k):
-    """The per-expert loops the benchmark times against are the same function, so its ratios compare like with like."""
+    """The per-expert loops the benchmark times against are the same function, so its ratios
+    compare like with like."""
     layer = make_layer(10, 6, 4, 3, top_k)
     x = torch.randn(2, 5, 10, dtype=torch.float64)
     expected = values_and_grads(layer, layer, x)[:2]

@@ -20,7 +20,8 @@ MASK = torch.tensor([1, 1, 0])
 
 
 def test_load_balancing_by_hand():
-    # Real tokens both go to expert 0: f = (1, 0); P = ((0.8 + 0.6) / 2, (0.2 + 0.4) / 2) = (0.7, 0.3).
+    # Real tokens both go to expert 0: f = (1, 0);
+    # P = ((0.8 + 0.6) / 2, (0.2 + 0.4) / 2) = (0.7, 0.3).
     assert torch.allclose(expert_load(PROBS, TOP1, MASK), torch.tensor([1.0, 0.0]))
     loss = load_balancing_loss(PROBS, TOP1, MASK)
     assert math.isclose(loss.item(), 2 * (1.0 * 0.7 + 0.0 * 0.3), rel_tol=1e-6)

@@ -209,7 +209,9 @@ CHILD = textwrap.dedent(
     from sdoc_model.method.model import SparseDoctorModel
     torch.set_num_threads(1)
     base_dir, adapter_dir, io_dir = sys.argv[1:]
-    model = SparseDoctorModel.from_pretrained(LlamaForCausalLM.from_pretrained(base_dir), adapter_dir).eval()
+    model = SparseDoctorModel.from_pretrained(
+        LlamaForCausalLM.from_pretrained(base_dir), adapter_dir
+    ).eval()
     inputs = load_file(io_dir + "/inputs.safetensors")
     with torch.no_grad():
         logits = model(**inputs).logits
@@ -251,7 +253,8 @@ def test_loading_into_a_base_of_another_shape_names_the_tensor(base_dir, tmp_pat
     other = LlamaForCausalLM(LlamaConfig(**{**TINY, "intermediate_size": 96}))
     with pytest.raises(
         ValueError,
-        match=r"tensor model\.layers\.0\.mlp\.gate_proj\.lora_B has shape \(4, 128, 4\), the model expects \(4, 96, 4\)",
+        match=r"tensor model\.layers\.0\.mlp\.gate_proj\.lora_B has shape \(4, 128, 4\), "
+        r"the model expects \(4, 96, 4\)",
     ):
         SparseDoctorModel.from_pretrained(other, tmp_path)
     deeper = LlamaForCausalLM(LlamaConfig(**{**TINY, "num_hidden_layers": 5}))
@@ -287,7 +290,8 @@ def test_transformers_auto_class_loads_the_adapter_folder(base_dir, tmp_path):
         # lm-eval's keyword arguments, with a bf16 base under the float32 adapter.
         loaded = AutoModelForCausalLM.from_pretrained(
             tmp_path, trust_remote_code=True, dtype=torch.bfloat16, revision="main", subfolder="",
-            low_cpu_mem_usage=True, gguf_file=None, quantization_config=None, device_map={"": "cpu"},
+            low_cpu_mem_usage=True, gguf_file=None, quantization_config=None,
+            device_map={"": "cpu"},
         )  # fmt: skip
         bf16_wrapper = SparseDoctorModel.from_pretrained(
             load_base(base_dir, dtype=torch.bfloat16), tmp_path

@@ -91,7 +91,8 @@ def write_results_tree(root: Path, config: dict, seed: int = 0, layers: int = TI
 
 
 def write_leakage_report(root: Path) -> None:
-    """The data rules' overlap report, from synthetic sets and a mixture holding one CMB question."""
+    """The data rules' overlap report, from synthetic sets and a mixture holding one CMB
+    question."""
     data = root.parent / "resources"
     sets = synthetic_data()
     for name in ("cmb.jsonl", "cmexam.jsonl"):

@@ -137,8 +137,9 @@ def test_sigkill_then_resume_is_bitwise_identical(tiny_model_dir, train_file, tm
     config = tmp_path / "config.yaml"
     config.write_text(json.dumps(settings))  # JSON is YAML
     command = [
-        sys.executable, "-m", "sdoc_model.train", "--variant", "sparsedoctor", "--base-model", str(tiny_model_dir),
-        "--train-file", str(train_file), "--model-dir", str(killed / "model"), "--log-dir", str(killed / "logs"),
+        sys.executable, "-m", "sdoc_model.train", "--variant", "sparsedoctor",
+        "--base-model", str(tiny_model_dir), "--train-file", str(train_file),
+        "--model-dir", str(killed / "model"), "--log-dir", str(killed / "logs"),
         "--checkpoint-dir", str(killed / "checkpoints"), "--config", str(config),
     ]  # fmt: skip
     result = subprocess.run(
