@@ -1,21 +1,40 @@
 """Normalised benchmark rows made up for tests, in the schema the data layer writes."""
 
+from sdoc_model.data.schema import FIELDS
 from sdoc_model.eval.tasks import CMMLU_MED_SUBJECTS
 
 
-def question(benchmark, split, number, options, answer, subject=None, text=None):
-    return {
-        "id": f"{benchmark}-{split}-{subject or ''}-{number}",
-        "benchmark": benchmark,
-        "split": split,
-        "question": text or f"关于{subject or benchmark}的第{number}题：下列说法正确的是",
-        "options": dict(zip("ABCDEFG", options, strict=False)),
-        "answer": answer,
-        "question_type": "multi" if len(answer) > 1 else "single",
-        "subject": subject,
+def schema_row(**fields) -> dict:
+    """A valid normalised row: `fields` override the defaults, options may be given as a list
+    of texts (lettered A, B, ...), and question_type follows the answer unless given."""
+    row = {
+        "id": "q1",
+        "benchmark": "cmexam",
+        "split": "test",
+        "question": "下列说法正确的是",
+        "options": ["甲", "乙", "丙", "丁"],
+        "answer": "A",
+        "subject": None,
         "explanation": None,
-        "source": {"url": f"https://example.org/{benchmark}", "row": number},
-    }
+        "source": {"url": "https://example.org/data", "row": 1},
+    } | fields
+    if not isinstance(row["options"], dict):
+        row["options"] = dict(zip("ABCDEFG", row["options"], strict=False))
+    row.setdefault("question_type", "multi" if len(row["answer"]) > 1 else "single")
+    return {key: row[key] for key in FIELDS}
+
+
+def question(benchmark, split, number, options, answer, subject=None, text=None):
+    return schema_row(
+        id=f"{benchmark}-{split}-{subject or ''}-{number}",
+        benchmark=benchmark,
+        split=split,
+        question=text or f"关于{subject or benchmark}的第{number}题：下列说法正确的是",
+        options=options,
+        answer=answer,
+        subject=subject,
+        source={"url": f"https://example.org/{benchmark}", "row": number},
+    )
 
 
 def synthetic_data():

@@ -12,21 +12,11 @@ from sdoc_model.data.__main__ import main
 from sdoc_model.data.leakage import NearDuplicateIndex, canonical, check_leakage
 from sdoc_model.data.schema import load_records
 from sdoc_model.utils.jsonl import write_jsonl
+from tests.factories import schema_row
 
 
 def _record(record_id, question, options=("甲", "乙", "丙", "丁"), benchmark="cmexam"):
-    return {
-        "id": record_id,
-        "benchmark": benchmark,
-        "split": "test",
-        "question": question,
-        "options": dict(zip("ABCD", options, strict=False)),
-        "answer": "A",
-        "question_type": "single",
-        "subject": None,
-        "explanation": None,
-        "source": {"url": "https://example.org/x", "row": 1},
-    }
+    return schema_row(id=record_id, question=question, options=options, benchmark=benchmark)
 
 
 def _write(path: Path, records: list[dict]) -> Path:

@@ -8,21 +8,11 @@ from sdoc_model.data.__main__ import main
 from sdoc_model.data.mixture import MixtureInput, build_mixture
 from sdoc_model.data.schema import SchemaError, load_records
 from sdoc_model.utils.jsonl import write_jsonl
+from tests.factories import schema_row
 
 
 def _record(record_id: str, question: str = "下列哪项正确", split: str = "train") -> dict:
-    return {
-        "id": record_id,
-        "benchmark": "cmexam",
-        "split": split,
-        "question": question,
-        "options": {"A": "甲", "B": "乙"},
-        "answer": "A",
-        "question_type": "single",
-        "subject": None,
-        "explanation": None,
-        "source": {"url": "https://example.org/train.csv", "row": 1},
-    }
+    return schema_row(id=record_id, question=question, split=split, options=["甲", "乙"])
 
 
 def _write(path: Path, records: list[dict]) -> Path:

@@ -18,24 +18,16 @@ from sdoc_model.eval.prompts import (
     render_question,
 )
 from sdoc_model.eval.tasks import CMMLU_MED_SUBJECTS
+from tests.factories import schema_row
 
 LM_EVAL_CMMLU = Path(lm_eval.__file__).parent / "tasks" / "cmmlu"
 
 
 def question(**fields):
-    row = {
-        "id": "q1",
-        "benchmark": "cmb",
-        "split": "test",
-        "question": "治疗缺铁性贫血首选",
-        "options": {"A": "口服铁剂", "B": "输血", "C": "注射铁剂", "D": "维生素B12", "E": "叶酸"},
-        "answer": "A",
-        "question_type": "single",
-        "subject": None,
-        "explanation": None,
-        "source": {"url": "https://example.org/cmb.json", "row": 1},
-    }
-    return row | fields
+    options = ["口服铁剂", "输血", "注射铁剂", "维生素B12", "叶酸"]
+    return schema_row(
+        **{"benchmark": "cmb", "question": "治疗缺铁性贫血首选", "options": options} | fields
+    )
 
 
 CMMLU_ROW = question(

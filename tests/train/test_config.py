@@ -13,14 +13,14 @@ from sdoc_model.train.data import (
     step_data,
     tokenize_example,
 )
+from tests.factories import schema_row
 
-ROW = {
-    "id": "q1", "benchmark": "cmexam", "split": "train",
-    "question": "急性心肌梗死最常见的死亡原因是？",
-    "options": {"A": "心律失常", "B": "心力衰竭", "C": "心源性休克", "D": "心脏破裂"},
-    "answer": "A", "question_type": "single", "subject": None,
-    "explanation": "室颤最常见。", "source": {"url": "u", "row": 1},
-}  # fmt: skip
+ROW = schema_row(
+    split="train",
+    question="急性心肌梗死最常见的死亡原因是？",
+    options=["心律失常", "心力衰竭", "心源性休克", "心脏破裂"],
+    explanation="室颤最常见。",
+)
 
 
 @pytest.mark.parametrize(
