@@ -1,1 +1,1 @@
-"""Small shared utilities: atomic files, provenance."""
+"""Small shared utilities: atomic files, JSONL, strict conversions, provenance, CLI errors."""
