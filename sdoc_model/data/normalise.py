@@ -35,9 +35,8 @@ class RowError(ValueError):
 class Parsed:
     row: int
     raw: object
-    fields: (
-        dict | None
-    )  # question, options, answer and optionally question_type, subject, explanation
+    # question, options, answer and optionally question_type, subject, explanation
+    fields: dict | None
     error: str | None = None
 
 

@@ -166,12 +166,9 @@ class LoRAMoELinear(nn.Module):
         group_ends = torch.searchsorted(slot_experts, experts, right=True).to(torch.int32)
         codes = F.grouped_mm(dropped[slot_tokens], self.lora_A.transpose(1, 2), offs=group_ends)
         slot_codes = codes * (gates[slot_tokens, slot_experts] * self.scaling).unsqueeze(-1)
-        outputs = F.grouped_mm(
-            slot_codes, self.lora_B.transpose(1, 2), offs=group_ends
-        )  # (N*k, d_out)
-        result = result.index_add_(
-            0, slot_tokens, outputs.to(result.dtype)
-        )  # as safe as addmm_ above
+        # (N*k, d_out); added in place, as safe as addmm_ above.
+        outputs = F.grouped_mm(slot_codes, self.lora_B.transpose(1, 2), offs=group_ends)
+        result = result.index_add_(0, slot_tokens, outputs.to(result.dtype))
         if not want_codes:
             return result, None
         gated_codes = slot_codes.new_zeros(gates.shape[0], self.num_experts, self.rank)
@@ -233,9 +230,8 @@ class LoRAMoELinear(nn.Module):
         """
         batch = mask.shape[0]
         code_sums = (mask.unsqueeze(1) @ gated_codes).view(batch, self.num_experts, self.rank)
-        features = torch.bmm(
-            code_sums.transpose(0, 1), self.lora_B.transpose(1, 2)
-        )  # (E, B, d_out)
+        # (E, B, d_out): each expert's B applied to its summed codes of every sequence.
+        features = torch.bmm(code_sums.transpose(0, 1), self.lora_B.transpose(1, 2))
         features = F.normalize(features.transpose(0, 1), dim=-1).flatten(0, 1)
         routed = (mask.unsqueeze(1) @ gates).squeeze(1) > 0  # (B, E): e saw a real token of s
         expert_ids = torch.arange(self.num_experts, device=gates.device).expand(batch, -1)
