@@ -5,28 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sdoc_model.base_models.prepare import BASE_MODEL_KINDS, corpus_texts, prepare_base_model
+from sdoc_model.base_models.prepare import BASE_MODEL_KINDS, prepare_base_model
 from sdoc_model.utils.cli import exit_on_error
 
 
 def prepare_model(args: argparse.Namespace) -> None:
-    if args.kind == "tiny":
-        if not args.texts:
-            raise ValueError(
-                "prepare-model --kind tiny needs --texts FILE... to train its tokenizer"
-            )
-        options = {
-            "texts": corpus_texts(args.texts),
-            "vocab_size": args.vocab_size,
-            "seed": args.seed,
-        }
-    elif args.kind == "hub":
-        if not args.model_id:
-            raise ValueError("prepare-model --kind hub needs --model-id")
-        options = {"model_id": args.model_id, "revision": args.revision}
-    else:
-        options = {}
-    prepare_base_model(args.kind, args.out, **options)
+    prepare_base_model(
+        args.kind, args.out, text_files=args.texts, vocab_size=args.vocab_size, seed=args.seed,
+        model_id=args.model_id, revision=args.revision,
+    )  # fmt: skip
     print(f"prepared {args.kind} base model in {args.out}")
 
 

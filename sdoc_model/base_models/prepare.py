@@ -190,19 +190,34 @@ def prepare_hub_model(out_dir: str | Path, model_id: str, revision: str | None =
     return out_dir
 
 
-def prepare_base_model(kind: str, out_dir: str | Path, **options) -> Path:
-    """Prepare one base model by kind (BASE_MODEL_KINDS), with that kind's options."""
-    if kind not in BASE_MODEL_KINDS:
-        raise ValueError(f"base model kind: unknown {kind!r}; expected one of {BASE_MODEL_KINDS}")
-    return BASE_MODEL_KINDS[kind](out_dir, **options)
+def prepare_base_model(
+    kind: str,
+    out_dir: str | Path,
+    *,
+    text_files: list[Path] = (),
+    vocab_size: int | None = None,
+    seed: int = 0,
+    model_id: str | None = None,
+    revision: str | None = None,
+) -> Path:
+    """Prepare one base model by kind, taking the settings that kind reads: `tiny` a tokenizer
+    trained on `text_files` (of `vocab_size`) and weights drawn from `seed`; `smollm2` none;
+    `hub` `model_id` at `revision`. The `sdoc` command and the workflow's rule both call this."""
+    if kind == "tiny":
+        if not text_files:
+            raise ValueError("base model kind tiny needs text files to train its tokenizer")
+        return prepare_tiny_model(out_dir, corpus_texts(text_files), vocab_size, seed)
+    if kind == "smollm2":
+        return prepare_smollm2(out_dir)
+    if kind == "hub":
+        if not model_id:
+            raise ValueError("base model kind hub needs a model id")
+        return prepare_hub_model(out_dir, model_id, revision)
+    raise ValueError(f"base model kind: unknown {kind!r}; expected one of {BASE_MODEL_KINDS}")
 
 
 # One preparation per profile kind: ci, demo, paper.
-BASE_MODEL_KINDS = {
-    "tiny": prepare_tiny_model,
-    "smollm2": prepare_smollm2,
-    "hub": prepare_hub_model,
-}
+BASE_MODEL_KINDS = ("tiny", "smollm2", "hub")
 
 
 def check_model_folder(path: str | Path) -> Path:

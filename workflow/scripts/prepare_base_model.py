@@ -4,21 +4,18 @@ import logging
 import sys
 from pathlib import Path
 
-from sdoc_model.base_models.prepare import corpus_texts, prepare_base_model
+from sdoc_model.base_models.prepare import prepare_base_model
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 
-spec = dict(snakemake.params.spec)
-kind = spec.pop("kind")
-if kind == "tiny":
-    options = {
-        "texts": corpus_texts([Path(p) for p in snakemake.input.texts]),
-        "vocab_size": spec["vocab_size"],
-        "seed": snakemake.params.seed,
-    }
-elif kind == "hub":
-    options = {"model_id": spec["model_id"], "revision": spec.get("revision")}
-else:
-    options = {}
-prepare_base_model(kind, snakemake.output[0], **options)
+spec = snakemake.params.spec
+prepare_base_model(
+    spec["kind"],
+    snakemake.output[0],
+    text_files=[Path(p) for p in snakemake.input.texts],
+    vocab_size=spec.get("vocab_size"),
+    seed=snakemake.params.seed,
+    model_id=spec.get("model_id"),
+    revision=spec.get("revision"),
+)
