@@ -110,9 +110,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sdoc_model.eval.tasks", description=__doc__)
     parser.add_argument("--write", type=Path, required=True, help="the tasks folder")
     args = parser.parse_args(argv)
-    for name, text in task_yamls().items():
+    yamls = task_yamls()
+    for name, text in yamls.items():
         (args.write / name).write_text(text, encoding="utf-8")
-    print(f"wrote {len(task_yamls())} task YAMLs into {args.write}")
+    print(f"wrote {len(yamls)} task YAMLs into {args.write}")
 
 
 if __name__ == "__main__":
