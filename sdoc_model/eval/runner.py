@@ -17,6 +17,7 @@ import torch
 from sdoc_model.method.variants import VARIANTS
 from sdoc_model.profile import ModelSpec
 from sdoc_model.utils.atomic import write_text
+from sdoc_model.utils.tensor_files import load_tensors
 
 TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks"
 
@@ -41,6 +42,13 @@ def model_args(spec: ModelSpec, base_model_dir: Path, model_dir: Path | None, dt
     else:  # LoRA-MoE checkpoints describe themselves: config.json names their loader code
         args = f"pretrained={model_dir},trust_remote_code=True"
     return f"{args},dtype={resolve_dtype(dtype)}"
+
+
+def check_adapter_files(model_dir: Path) -> None:
+    """lm-eval's `peft=` path reads adapter files unchecked: check their sha256 and values first
+    (SparseDoctor's own loader checks them itself)."""
+    for path in sorted(Path(model_dir).glob("*.safetensors")):
+        load_tensors(path)
 
 
 def cli_command(

@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from sdoc_model.utils.strict import copy_tensors
+from sdoc_model.utils.tensor_files import load_tensors, save_tensors
 
 from .config import SparseDoctorConfig
 from .hf_config import write_loader_files
@@ -200,14 +200,14 @@ class SparseDoctorModel(nn.Module):
         """Write adapter_config.json, adapter_model.safetensors, memory_queues.safetensors (when
         the model has queues) and the files that make the folder loadable by stock transformers
         and lm-eval (hf_config.py), plus the tokenizer if given. Safetensors and JSON
-        only: nothing is pickled."""
+        only: nothing is pickled; each tensor file carries its sha256, checked on load."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.config.save(directory / ADAPTER_CONFIG_NAME)
-        save_file(_contiguous(self.adapter_state_dict()), directory / ADAPTER_WEIGHTS_NAME)
+        save_tensors(self.adapter_state_dict(), directory / ADAPTER_WEIGHTS_NAME)
         queues = self.queue_state_dict()
         if queues:
-            save_file(_contiguous(queues), directory / MEMORY_QUEUES_NAME)
+            save_tensors(queues, directory / MEMORY_QUEUES_NAME)
         write_loader_files(directory, self.config)
         if tokenizer is not None:
             tokenizer.save_pretrained(directory)
@@ -218,16 +218,13 @@ class SparseDoctorModel(nn.Module):
     ) -> SparseDoctorModel:
         """Inject the adapter saved in `directory` into `base_model` and restore its weights and
         (when saved) memory queues. `config` overrides the saved one, e.g. to drop the queues for
-        inference; tensor names and shapes are checked strictly either way."""
+        inference; tensor names and shapes are checked strictly either way, and a damaged file
+        (truncated, changed, non-finite) raises CorruptFileError naming it."""
         directory = Path(directory)
         model = cls(base_model, config or SparseDoctorConfig.load(directory / ADAPTER_CONFIG_NAME))
         weights_path = directory / ADAPTER_WEIGHTS_NAME
-        model.load_adapter_state_dict(load_file(weights_path), source=str(weights_path))
+        model.load_adapter_state_dict(load_tensors(weights_path)[0], source=str(weights_path))
         queues_path = directory / MEMORY_QUEUES_NAME
         if model.queue_state_dict() and queues_path.exists():
-            model.load_queue_state_dict(load_file(queues_path), source=str(queues_path))
+            model.load_queue_state_dict(load_tensors(queues_path)[0], source=str(queues_path))
         return model
-
-
-def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {name: tensor.contiguous() for name, tensor in tensors.items()}

@@ -3,18 +3,23 @@
 A checkpoint folder holds
 
     adapter.safetensors   the trainable parameters
-    trainer.pt            optimizer and scheduler state
-    rank{r}.pt            each process's own state: random number generators (dropout, router
+    trainer.safetensors   optimizer and scheduler state
+    rank{r}.safetensors   each process's own state: random number generators (dropout, router
                           jitter) and expert memory queues (each process fills its own)
     state.json            step, data position, tokens and time so far, the run's settings
     metrics.jsonl         the metrics lines up to this step
+    manifest.json         the size and sha256 of every other file
 
-It is built under a hidden temporary name and renamed into place once every file is on disk,
-so a folder named `step-*` is always complete, whenever the process is killed.
+Safetensors and JSON only (sdoc_model.utils.tensor_files): nothing is pickled, so a checkpoint
+copied from elsewhere can fail to load but cannot run code. It is built under a hidden
+temporary name and renamed into place once every file is on disk, so a folder named `step-*` is
+complete whenever the process is killed; the manifest catches what happens to it later (a
+truncated copy, a flipped bit), and resume then falls back to the previous checkpoint.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -24,13 +29,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from sdoc_model.train.distributed import Processes, barrier
 from sdoc_model.utils.strict import copy_tensors
+from sdoc_model.utils.tensor_files import (
+    CorruptFileError,
+    load_state,
+    load_tensors,
+    save_state,
+    save_tensors,
+)
 
 CHECKPOINT_NAME = re.compile(r"^step-(\d{6,})$")
+MANIFEST = "manifest.json"
 NOT_CHECKED_ON_RESUME = ("save_every", "keep_last")  # settings a resumed run may change
 
 
@@ -38,13 +50,13 @@ def checkpoint_name(step: int) -> str:
     return f"step-{step:06d}"
 
 
-def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
+def checkpoints_newest_first(checkpoint_dir: Path) -> list[Path]:
     steps = {
         int(match.group(1)): path
         for path in checkpoint_dir.glob("step-*")
         if (match := CHECKPOINT_NAME.match(path.name)) and path.is_dir()
     }
-    return steps[max(steps)] if steps else None
+    return [steps[step] for step in sorted(steps, reverse=True)]
 
 
 def rng_state() -> dict:
@@ -77,24 +89,22 @@ def save_checkpoint(
     keep_last: int,
     processes: Processes,
 ) -> Path:
-    """Every process writes its own state, the main one the rest; then the folder is renamed
-    into place and checkpoints beyond the newest `keep_last` are deleted."""
+    """Every process writes its own state, the main one the rest and the manifest; then the
+    folder is renamed into place and checkpoints beyond the newest `keep_last` are deleted."""
     final = checkpoint_dir / checkpoint_name(step)
     tmp = checkpoint_dir / f".{final.name}.tmp"
     if processes.is_main:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     barrier(processes)
-    torch.save({**process_state, "rng": rng_state()}, tmp / f"rank{processes.rank}.pt")
+    save_state({**process_state, "rng": rng_state()}, tmp / f"rank{processes.rank}.safetensors")
     barrier(processes)
     if processes.is_main:
-        save_file(
-            {name: t.detach().contiguous().cpu() for name, t in adapter_state.items()},
-            tmp / "adapter.safetensors",
-        )
-        torch.save(trainer_state, tmp / "trainer.pt")
+        save_tensors(adapter_state, tmp / "adapter.safetensors")
+        save_state(trainer_state, tmp / "trainer.safetensors")
         (tmp / "state.json").write_text(json.dumps(run_state, indent=2) + "\n")
         shutil.copyfile(metrics_file, tmp / "metrics.jsonl")
+        write_manifest(tmp)
         _fsync_folder(tmp)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
@@ -103,10 +113,10 @@ def save_checkpoint(
     return final
 
 
-def load_checkpoint(
-    path: Path, processes: Processes, device: torch.device
-) -> tuple[dict, dict, dict, dict]:
-    """(adapter, trainer, process and run state) of a checkpoint; restores this process's RNGs."""
+def load_checkpoint(path: Path, processes: Processes) -> tuple[dict, dict, dict, dict]:
+    """(adapter, trainer, process and run state) of a checkpoint, on the CPU; restores this
+    process's RNGs. CorruptFileError when a file is missing, truncated or changed."""
+    verify_manifest(path)
     run_state = json.loads((path / "state.json").read_text())
     if run_state["world_size"] != processes.world_size:
         raise ValueError(
@@ -114,19 +124,65 @@ def load_checkpoint(
             f"with training.num_processes = {run_state['world_size']}, "
             f"or delete {path.parent} to start over"
         )
-    adapter_state = load_file(path / "adapter.safetensors", device=str(device))
-    trainer_state = torch.load(path / "trainer.pt", map_location=device, weights_only=False)
-    process_state = torch.load(
-        path / f"rank{processes.rank}.pt", map_location="cpu", weights_only=False
-    )
+    adapter_state, _ = load_tensors(path / "adapter.safetensors")
+    # The optimizer moves its state to each parameter's device itself ("step" stays put).
+    trainer_state = load_state(path / "trainer.safetensors")
+    process_state = load_state(path / f"rank{processes.rank}.safetensors")
     set_rng_state(process_state.pop("rng"))
     return adapter_state, trainer_state, process_state, run_state
+
+
+def write_manifest(folder: Path) -> None:
+    files = {
+        path.name: {"bytes": path.stat().st_size, "sha256": _file_sha256(path)}
+        for path in sorted(folder.iterdir())
+        if path.is_file() and path.name != MANIFEST
+    }
+    (folder / MANIFEST).write_text(json.dumps(files, indent=2) + "\n")
+
+
+def verify_manifest(folder: Path) -> None:
+    """Every file the manifest lists is there with its size and sha256, else CorruptFileError.
+    Every process checks every file, so all reach the same verdict."""
+    try:
+        files = json.loads((folder / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise CorruptFileError(f"{folder}: no {MANIFEST} (written by an older version?)") from None
+    except ValueError as err:
+        raise CorruptFileError(f"{folder / MANIFEST}: not valid JSON ({err})") from None
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file():
+            raise CorruptFileError(f"{path}: missing (listed in {MANIFEST})")
+        size = path.stat().st_size
+        if size != expected["bytes"]:
+            raise CorruptFileError(
+                f"{path}: {size:,} bytes, {expected['bytes']:,} were written: "
+                f"{'truncated' if size < expected['bytes'] else 'changed'}"
+            )
+        if _file_sha256(path) != expected["sha256"]:
+            raise CorruptFileError(
+                f"{path}: its sha256 differs from {MANIFEST}: changed after it was written"
+            )
+
+
+def _file_sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def remove_partial_checkpoints(checkpoint_dir: Path) -> None:
     """Temporary folders of saves that a kill interrupted."""
     for path in checkpoint_dir.glob(".step-*.tmp"):
         shutil.rmtree(path, ignore_errors=True)
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a damaged checkpoint out of the way (`step-N.corrupt`), replacing an older one."""
+    aside = path.with_name(f"{path.name}.corrupt")
+    shutil.rmtree(aside, ignore_errors=True)
+    os.replace(path, aside)
+    return aside
 
 
 def prune_checkpoints(checkpoint_dir: Path, keep_last: int) -> None:

@@ -25,17 +25,19 @@ from transformers import AutoTokenizer, get_scheduler
 
 from sdoc_model.base_models.prepare import save_model_folder
 from sdoc_model.method.config import SparseDoctorConfig
-from sdoc_model.method.model import SparseDoctorModel
+from sdoc_model.method.model import ADAPTER_WEIGHTS_NAME, SparseDoctorModel
 from sdoc_model.method.variants import variant_config
 from sdoc_model.train import distributed
 from sdoc_model.train.build import build_run_model, device_name, resolve_precision, wrap_ddp
 from sdoc_model.train.checkpoint import (
+    NOT_CHECKED_ON_RESUME,
     check_same_settings,
-    latest_checkpoint,
+    checkpoints_newest_first,
     load_checkpoint,
     load_trainable_state,
     remove_partial_checkpoints,
     save_checkpoint,
+    set_aside,
     trainable_state,
 )
 from sdoc_model.train.config import SCHEDULERS, TrainingConfig
@@ -50,6 +52,7 @@ from sdoc_model.train.metrics import (
 )
 from sdoc_model.utils.atomic import write_text
 from sdoc_model.utils.provenance import REPO_ROOT, git_state, software
+from sdoc_model.utils.tensor_files import CorruptFileError
 
 KILL_AFTER_STEP_ENV = "SDOC_TRAIN_KILL_AFTER_STEP"  # tests: SIGKILL this process after that step
 
@@ -211,25 +214,41 @@ class Trainer:
         return torch.stack(sums).sum(dim=0)
 
     def resume(self) -> tuple[Progress, Path | None]:
-        """Restore the newest complete checkpoint, if any: how far it got, and its folder."""
-        checkpoint_dir = self.paths.checkpoint_dir
-        if self.processes.is_main:
+        """Restore the newest intact checkpoint, if any: how far it got, and its folder.
+
+        A damaged checkpoint (see checkpoint.verify_manifest) is skipped, saying why, and
+        renamed `step-N.corrupt` so that it is kept for inspection but never used again.
+        """
+        checkpoint_dir, processes = self.paths.checkpoint_dir, self.processes
+        if processes.is_main:
             remove_partial_checkpoints(checkpoint_dir)
-        path = latest_checkpoint(checkpoint_dir)
-        if path is None:
+        skipped, restored = [], None
+        for path in checkpoints_newest_first(checkpoint_dir):
+            try:
+                restored = path, *load_checkpoint(path, processes)
+                break
+            except CorruptFileError as err:
+                skipped.append(path)
+                self.say(f"skipping damaged checkpoint {path.name}: {err}")
+        distributed.barrier(processes)  # every process has read what it needs
+        if processes.is_main:
+            for path in skipped:
+                set_aside(path)
+        if restored is None:
             return Progress(), None
-        adapter, trainer, process, run_state = load_checkpoint(
-            path, self.processes, self.processes.device
-        )
+        path, adapter, trainer, process, run_state = restored
         check_same_settings(run_state["settings"], self.settings, path)
         load_trainable_state(self.model, adapter, path / "adapter.safetensors")
         if process["memory_queues"]:
             self.model.load_queue_state_dict(process["memory_queues"], source=str(path))
         self.optimizer.load_state_dict(trainer["optimizer"])
         self.scheduler.load_state_dict(trainer["scheduler"])
-        if self.processes.is_main:
-            print(f"resuming from {path}", flush=True)
+        self.say(f"resuming from {path}")
         return Progress(**run_state["progress"]), path
+
+    def say(self, message: str) -> None:
+        if self.processes.is_main:
+            print(message, flush=True)
 
     def save_checkpoint(self, progress: Progress) -> None:
         config = self.config
@@ -274,7 +293,9 @@ class Trainer:
             **software(),
         }
         if self.processes.is_main:
-            save_model_folder(self.model, self.tokenizer, self.paths.model_dir)
+            # peft writes LoRA's adapter itself: it gets the sha256 SparseDoctor's files carry.
+            sealed = [ADAPTER_WEIGHTS_NAME]
+            save_model_folder(self.model, self.tokenizer, self.paths.model_dir, sealed)
             write_text(self.paths.log_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         distributed.barrier(self.processes)
         return summary
@@ -285,10 +306,14 @@ def stop_if_not_finite(record: dict, checkpoint_dir: Path) -> None:
         return
     terms = ("lm_loss", "lb_loss", "z_loss", "cl_loss")
     losses = ", ".join(f"{key}={record[key]}" for key in terms if record[key] is not None)
-    last_good = latest_checkpoint(checkpoint_dir)
+    checkpoints = checkpoints_newest_first(checkpoint_dir)
+    last_good = checkpoints[0].name if checkpoints else "none was written yet"
+    may_change = ", ".join(f"training.{key}" for key in NOT_CHECKED_ON_RESUME)
     raise NonFiniteLossError(
         f"step {record['step']}: the loss is {record['loss']} ({losses}); stopped before the "
-        "optimizer step. The last good checkpoint is "
-        f"{last_good or 'none (none was written yet)'}; "
-        "a rerun resumes from it. Lower training.lr or check the training data."
+        f"optimizer step (last good checkpoint: {last_good}). Training is deterministic, so a "
+        "rerun with the same settings stops here again. To try other settings (a lower "
+        "training.lr, more training.warmup_steps) or other training data, delete "
+        f"{checkpoint_dir} and rerun: a checkpoint resumes only the settings that wrote it "
+        f"(except {may_change})."
     )

@@ -1,8 +1,11 @@
 """Training on the tiny model: every variant learns, runs resume bit for bit after SIGKILL, a
 NaN stops the run, and two gloo processes follow the one-process loss curve."""
 
+import hashlib
 import json
 import os
+import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -122,46 +125,115 @@ def test_every_variant_trains(tiny_model_dir, train_file, tmp_path, variant):
     ).is_file()
 
 
-def test_sigkill_then_resume_is_bitwise_identical(tiny_model_dir, train_file, tmp_path):
-    # Dropout and router jitter make the run depend on restored RNG states; the queue on its state.
-    settings = {
-        "adapter": {**ADAPTER, "dropout": 0.1, "router_jitter": 0.1},
-        "training": {**TRAINING, "max_steps": 8},
-    }
-    reference = tmp_path / "reference"
-    run(tiny_model_dir, train_file, reference, "sparsedoctor", **settings)
+# Dropout and router jitter make the run depend on restored RNG states; the queue on its state.
+RESUMED = {
+    "adapter": {**ADAPTER, "dropout": 0.1, "router_jitter": 0.1},
+    "training": {**TRAINING, "max_steps": 8, "save_every": 2, "keep_last": 3},
+}
 
-    killed = tmp_path / "killed"
-    config = tmp_path / "config.yaml"
+
+def killed_after(step, tiny_model_dir, train_file, root, settings):
+    """A training process SIGKILLed right after `step`, its outputs cleaned up as Snakemake
+    does with a failed job's."""
+    config = root.parent / f"{root.name}.yaml"
     config.write_text(json.dumps(settings))  # JSON is YAML
     command = [
         sys.executable, "-m", "sdoc_model.train", "--variant", "sparsedoctor",
         "--base-model", str(tiny_model_dir), "--train-file", str(train_file),
-        "--model-dir", str(killed / "model"), "--log-dir", str(killed / "logs"),
-        "--checkpoint-dir", str(killed / "checkpoints"), "--config", str(config),
+        "--model-dir", str(root / "model"), "--log-dir", str(root / "logs"),
+        "--checkpoint-dir", str(root / "checkpoints"), "--config", str(config),
     ]  # fmt: skip
     result = subprocess.run(
-        command, env={**SINGLE_THREAD, KILL_AFTER_STEP_ENV: "6"}, capture_output=True, text=True
-    )
+        command, env={**SINGLE_THREAD, KILL_AFTER_STEP_ENV: str(step)}, capture_output=True,
+        text=True,
+    )  # fmt: skip
     assert result.returncode == -signal.SIGKILL, result.stderr
-    assert [m["step"] for m in read_metrics(killed)] == list(range(1, 7))
-    assert not (killed / "model").exists()
-    (killed / "logs" / "metrics.jsonl").unlink()  # as Snakemake does with a failed job's outputs
+    assert [m["step"] for m in read_metrics(root)] == list(range(1, step + 1))
+    assert not (root / "model").exists()
+    (root / "logs" / "metrics.jsonl").unlink()
 
-    run(tiny_model_dir, train_file, killed, "sparsedoctor", **settings)  # resumes from step 4
 
-    assert [m["step"] for m in read_metrics(killed)] == list(range(1, 9))
-    assert read_metrics(killed)[4:] == [
+def assert_same_run(reference, resumed, first_resumed_step):
+    """Same metrics from the resumed step on (timings aside), same adapter and queues."""
+    skip = first_resumed_step - 1
+    assert [m["step"] for m in read_metrics(resumed)] == list(range(1, 9))
+    assert read_metrics(resumed)[skip:] == [
         {**m, "tokens_per_s": r["tokens_per_s"], "peak_memory_bytes": r["peak_memory_bytes"]}
-        for m, r in zip(read_metrics(reference)[4:], read_metrics(killed)[4:], strict=True)
+        for m, r in zip(read_metrics(reference)[skip:], read_metrics(resumed)[skip:], strict=True)
     ]
     for name in ("adapter_model.safetensors", "memory_queues.safetensors"):
-        expected, actual = load_file(reference / "model" / name), load_file(killed / "model" / name)
+        expected = load_file(reference / "model" / name)
+        actual = load_file(resumed / "model" / name)
         assert expected.keys() == actual.keys()
         assert all(torch.equal(expected[key], actual[key]) for key in expected), name
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
+@pytest.fixture(scope="module")
+def reference_run(tiny_model_dir, train_file, tmp_path_factory):
+    root = tmp_path_factory.mktemp("reference")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as single_thread does, which module fixtures run before
+    try:
+        run(tiny_model_dir, train_file, root, "sparsedoctor", **RESUMED)
+    finally:
+        torch.set_num_threads(threads)
+    return root
+
+
+def test_sigkill_then_resume_is_bitwise_identical(
+    tiny_model_dir, train_file, tmp_path, reference_run
+):
+    killed_after(6, tiny_model_dir, train_file, tmp_path, RESUMED)
+    run(tiny_model_dir, train_file, tmp_path, "sparsedoctor", **RESUMED)  # resumes from step 6
+    assert_same_run(reference_run, tmp_path, 7)
+
+
+class Payload:
+    """What a planted pickle would run on load: it makes a folder."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.marker),))
+
+
+def test_damaged_checkpoints_are_skipped_and_planted_pickles_never_run(
+    tiny_model_dir, train_file, tmp_path, reference_run, capsys
+):
+    killed_after(6, tiny_model_dir, train_file, tmp_path, RESUMED)
+    checkpoints = tmp_path / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == [
+        "step-000002", "step-000004", "step-000006",
+    ]  # fmt: skip
+    # Newest: a pickle payload in place of the trainer state, its manifest entry updated to
+    # match, as someone who planted it would. Next: a truncated file.
+    marker = tmp_path / "payload-ran"
+    planted = checkpoints / "step-000006" / "trainer.safetensors"
+    planted.write_bytes(pickle.dumps({"optimizer": Payload(marker)}))
+    manifest = json.loads((checkpoints / "step-000006" / "manifest.json").read_text())
+    manifest[planted.name] = {
+        "bytes": planted.stat().st_size,
+        "sha256": hashlib.sha256(planted.read_bytes()).hexdigest(),
+    }
+    (checkpoints / "step-000006" / "manifest.json").write_text(json.dumps(manifest))
+    truncated = checkpoints / "step-000004" / "rank0.safetensors"
+    truncated.write_bytes(truncated.read_bytes()[:-50])
+
+    run(tiny_model_dir, train_file, tmp_path, "sparsedoctor", **RESUMED)
+
+    out = capsys.readouterr().out
+    assert f"skipping damaged checkpoint step-000006: {planted}: " in out
+    assert f"skipping damaged checkpoint step-000004: {truncated}: " in out and "truncated" in out
+    assert f"resuming from {checkpoints / 'step-000002'}" in out
+    assert not marker.exists()
+    assert {p.name for p in checkpoints.iterdir()} == {
+        "step-000004", "step-000006", "step-000008", "step-000004.corrupt", "step-000006.corrupt",
+    }  # fmt: skip
+    assert_same_run(reference_run, tmp_path, 3)
+
+
+def test_nan_loss_stops_keeps_the_last_good_checkpoint_and_gives_advice_that_works(
     tiny_model_dir, train_file, tmp_path, monkeypatch
 ):
     cross_entropy = torch.nn.functional.cross_entropy
@@ -173,17 +245,24 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
         return loss * float("nan") if len(calls) > 5 else loss
 
     monkeypatch.setattr(torch.nn.functional, "cross_entropy", poisoned_after_five_steps)
-    with pytest.raises(NonFiniteLossError, match=r"step 6: the loss is nan.*step-000004"):
-        run(
-            tiny_model_dir,
-            train_file,
-            tmp_path,
-            "lora_moe",
-            training={"save_every": 2, "keep_last": 1},
-        )
-    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step-000004"]
+    checkpoints = tmp_path / "checkpoints"
+    nan_run = {"save_every": 2, "keep_last": 1}
+    with pytest.raises(NonFiniteLossError) as stopped:
+        run(tiny_model_dir, train_file, tmp_path, "lora_moe", training=nan_run)
+    message = str(stopped.value)
+    assert message.startswith("step 6: the loss is nan") and "step-000004" in message
+    assert f"delete {checkpoints} and rerun" in message
+    assert [p.name for p in checkpoints.iterdir()] == ["step-000004"]
     assert [m["step"] for m in read_metrics(tmp_path)] == [1, 2, 3, 4, 5]
     assert not (tmp_path / "model").exists()
+
+    # The advice, followed: a lower rate is refused while the checkpoint is there, then trains.
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", cross_entropy)
+    lower = {**nan_run, "lr": TRAINING["lr"] / 10}
+    with pytest.raises(ValueError, match=r"other settings: training.lr"):
+        run(tiny_model_dir, train_file, tmp_path, "lora_moe", training=lower)
+    shutil.rmtree(checkpoints)
+    assert run(tiny_model_dir, train_file, tmp_path, "lora_moe", training=lower)["steps"] == 10
 
 
 def test_two_gloo_processes_follow_the_one_process_curve(tiny_model_dir, train_file, tmp_path):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from sdoc_model.eval.runner import evaluate, model_args
+from sdoc_model.eval.runner import check_adapter_files, evaluate, model_args
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
@@ -21,6 +21,8 @@ args = model_args(
     evaluation["dtype"],
 )
 logging.info("model_args: %s", args)
+if snakemake.input.get("model"):
+    check_adapter_files(Path(snakemake.input.model))
 evaluate(
     args,
     task,
