@@ -121,3 +121,22 @@ def test_method_names_come_from_one_module_each():
         for home, facts in homes.items():
             if name != home:
                 assert not literals & facts, f"{name} writes {sorted(literals & facts)}"
+
+
+UNPICKLING = {"pickle", "dill", "joblib", "cloudpickle", "shelve", "marshal"}
+
+
+SOURCES = [*MODULES.values(), *REPO.glob("tasks/*.py"), *REPO.glob("workflow/scripts/*.py")]
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda path: str(path.relative_to(REPO)))
+def test_nothing_is_unpickled(path):
+    """No pickle-based loader anywhere: torch.load, numpy with allow_pickle, the pickle family."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names = [alias.name for alias in node.names] + [getattr(node, "module", None) or ""]
+            assert not {name.split(".")[0] for name in names} & UNPICKLING, (path, node.lineno)
+        if isinstance(node, ast.Attribute) and node.attr == "load":
+            assert ast.unparse(node.value) not in ("torch", "np", "numpy"), (path, node.lineno)
+        if isinstance(node, ast.keyword) and node.arg in ("weights_only", "allow_pickle"):
+            pytest.fail(f"{path}:{node.lineno}: {node.arg}=")

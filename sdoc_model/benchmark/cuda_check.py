@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         vocab_size=8192, shape=args.shape,
     ))})  # fmt: skip
 
-    from sdoc_model.train import train
+    from sdoc_model.train.loop import train
 
     for variant in TRAINED_VARIANTS:
 

@@ -167,11 +167,13 @@ def check_leakage(
     with_options: bool = True,
     max_examples: int = 5,
     drop_to: str | os.PathLike | None = None,
+    min_kept: int = 1,
 ) -> dict:
     """Compare the mixture with every evaluation set and write the JSON and Markdown reports.
 
     With `drop_to`, the mixture minus every training row that matched an evaluation question
-    is written there, and the report lists the dropped ids.
+    is written there, and the report lists the dropped ids; if fewer than `min_kept` rows would
+    be left, ValueError with the counts instead (the reports are still written).
     """
     names = [Path(p).name.removesuffix(".jsonl") for p in eval_paths]
     if len(set(names)) != len(names):
@@ -196,9 +198,8 @@ def check_leakage(
         "training_rows_leaked": len(leaked_train),
         "dropped": None,
     }
+    kept = [r for i, r in enumerate(train) if i not in leaked_train]
     if drop_to is not None:
-        kept = [r for i, r in enumerate(train) if i not in leaked_train]
-        write_jsonl(drop_to, kept)
         report["dropped"] = {
             "output": str(drop_to),
             "rows_dropped": len(leaked_train),
@@ -207,7 +208,24 @@ def check_leakage(
         }
     write_text(json_path, json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     write_text(markdown_path, markdown_summary(report))
+    if drop_to is not None:
+        _require_enough_left(report, len(kept), min_kept)
+        write_jsonl(drop_to, kept)
     return report
+
+
+def _require_enough_left(report: dict, kept: int, min_kept: int) -> None:
+    if kept >= min_kept:
+        return
+    matched = ", ".join(
+        f"{name}: {s['training_rows_matched']}" for name, s in report["eval_sets"].items()
+    )
+    raise ValueError(
+        f"{report['training']['path']}: {report['training_rows_leaked']} of its "
+        f"{report['training']['rows']} rows match evaluation questions (training rows matched "
+        f"per set: {matched}); dropping them would leave {kept}, fewer than the {min_kept} "
+        "needed. Add training data, or keep the matched rows (the leakage report lists them)."
+    )
 
 
 def _one_line(text: str) -> str:

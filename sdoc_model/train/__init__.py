@@ -1,8 +1,3 @@
-"""Supervised fine-tuning of every trained variant: `train(...)` and
-`python -m sdoc_model.train`."""
-
-from sdoc_model.train.config import TrainingConfig
-from sdoc_model.train.loop import train
-from sdoc_model.train.trainer import NonFiniteLossError
-
-__all__ = ["NonFiniteLossError", "TrainingConfig", "train"]
+"""Supervised fine-tuning of every trained variant: `loop.train(...)` and
+`python -m sdoc_model.train`. Nothing is imported here, so that reading the settings
+(`config.TrainingConfig`, which the workflow validates at start-up) costs no torch import."""

@@ -8,11 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
-from torch import nn
 
-from sdoc_model.base_models.prepare import check_model_folder
 from sdoc_model.method.config import SparseDoctorConfig
 from sdoc_model.method.variants import TRAINED_VARIANTS
 from sdoc_model.profile import read_config
@@ -162,7 +159,12 @@ def validate_run(
 def check_target_modules(base_model_dir: Path, target_modules: list[str]) -> None:
     """Every target must name linear layers of the base model: checked on the meta device, so
     no weight is read."""
+    # Imported here: the workflow validates configs with this module at start-up, in 0.1 s.
+    import torch
+    from torch import nn
     from transformers import AutoConfig, AutoModelForCausalLM
+
+    from sdoc_model.base_models.prepare import check_model_folder
 
     model_config = AutoConfig.from_pretrained(check_model_folder(base_model_dir))
     with torch.device("meta"):

@@ -165,3 +165,22 @@ def test_dropping_leaked_rows_is_reported(tmp_path, mixture_and_evals, capsys):
         "ids": ["train-1", "train-2"],
     }
     assert "Dropped 2 of them; 2 rows written to" in (tmp_path / "r.md").read_text(encoding="utf-8")
+
+
+def test_dropping_too_many_rows_fails_with_the_counts_and_keeps_the_reports(
+    tmp_path, mixture_and_evals
+):
+    train, evals = mixture_and_evals
+    clean = tmp_path / "clean.jsonl"
+    with pytest.raises(
+        ValueError,
+        match=r"mixture.jsonl: 2 of its 4 rows match evaluation questions \(training rows matched "
+        r"per set: cmb_xmed: 2, cmmlu_med: 0\); dropping them would leave 2, fewer than the 3 "
+        r"needed",
+    ):
+        check_leakage(
+            train, evals, tmp_path / "r.json", tmp_path / "r.md", drop_to=clean, min_kept=3
+        )
+    assert not clean.exists()
+    report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert report["training_rows_leaked"] == 2

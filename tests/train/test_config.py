@@ -2,9 +2,8 @@
 
 import pytest
 
-from sdoc_model.train import TrainingConfig, train
 from sdoc_model.train.cli import main
-from sdoc_model.train.config import check_target_modules, load_run_config
+from sdoc_model.train.config import TrainingConfig, check_target_modules, load_run_config
 from sdoc_model.train.data import (
     IGNORE_INDEX,
     collate,
@@ -13,6 +12,7 @@ from sdoc_model.train.data import (
     step_data,
     tokenize_example,
 )
+from sdoc_model.train.loop import train
 from tests.factories import schema_row
 
 ROW = schema_row(

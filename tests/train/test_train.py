@@ -14,8 +14,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from sdoc_model.train import NonFiniteLossError, train
-from sdoc_model.train.trainer import KILL_AFTER_STEP_ENV
+from sdoc_model.train.loop import train
+from sdoc_model.train.trainer import KILL_AFTER_STEP_ENV, NonFiniteLossError
 from sdoc_model.utils.jsonl import write_jsonl
 from tests.factories import schema_row
 

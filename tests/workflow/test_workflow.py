@@ -65,14 +65,26 @@ def test_paper_profile_covers_every_variant_sweep_point_and_external_model():
 @pytest.mark.parametrize(
     ("section", "key", "value", "message"),
     [
-        ("adapter", "top_k", 16, "top_k"),
+        ("adapter", "top_k", 16, "config key adapter.top_k must be <= num_experts (4), got 16"),
         ("training", "lr", -1.0, "lr"),
         ("evaluation", "tasks", ["mmlu"], "tasks"),
         ("adapter", "rank", 0, "rank"),
         ("training", "shuffle_buffer", 3, "shuffle_buffer"),
+        ("training", "num_processes", 3, "training.batch_size (4) must be a multiple of"),
+        (
+            "sweeps",
+            "top_k",
+            [1, 2, 8],
+            "config key sweeps.top_k point 8 (model sparsedoctor-top_k-8): top_k must be <= "
+            "num_experts (4), got 8",
+        ),
+        ("sweeps", "num_experts", [1, 4], "sweeps.num_experts point 1 (model sparsedoctor-"),
     ],
-    ids=["k-above-E", "negative-lr", "unknown-task", "zero-rank", "unknown-key"],
-)
+    ids=[
+        "k-above-E", "negative-lr", "unknown-task", "zero-rank", "unknown-key",
+        "batch-not-divisible", "sweep-k-above-E", "sweep-E-below-k",
+    ],
+)  # fmt: skip
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, section, key, value, message):
     config = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
     config[section][key] = value

@@ -7,17 +7,36 @@ from snakemake.utils import validate
 
 from sdoc_model.data.sources import dataset
 from sdoc_model.method.config import SparseDoctorConfig
-from sdoc_model.profile import model_specs
+from sdoc_model.method.variants import variant_config
+from sdoc_model.profile import adapter_config, model_specs
+from sdoc_model.train.config import TrainingConfig
+
+
+def check_settings(models):
+    """The schema checks types and ranges; the method's and the trainer's own rules (k <= E,
+    batch divisible by processes, ...) are checked here for every model the workflow trains,
+    sweep points included, before any job runs, naming the key and the sweep point. Returns
+    the training settings, defaults filled in."""
+    try:
+        training = TrainingConfig.from_dict({**config["training"], "seed": config["seed"]})
+        SparseDoctorConfig.from_dict(config["adapter"])
+    except ValueError as err:
+        key = "" if str(err).startswith("training.") else "adapter."
+        raise WorkflowError(f"config key {key}{err}") from None
+    for name, spec in models.items():
+        if not spec.trained:
+            continue
+        try:
+            variant_config(spec.variant, SparseDoctorConfig.from_dict(adapter_config(config, spec)))
+        except (TypeError, ValueError) as err:
+            points = [f"sweeps.{knob} point {value!r}" for knob, value in spec.adapter_overrides.items()]
+            raise WorkflowError(
+                f"config key {', '.join(points) or 'adapter'} (model {name}): {err}"
+            ) from None
+    return training
 
 
 validate(config, "../schemas/config.schema.yaml")
-# The schema checks types and ranges; the method's own rules (k <= E, ...) are checked here,
-# before any job runs, with the key named.
-try:
-    SparseDoctorConfig.from_dict(config["adapter"])
-except ValueError as err:
-    raise WorkflowError(f"config key adapter: {err}") from None
-
 PROFILE = config["profile"]
 RESULTS = f"results/{PROFILE}"
 RESOURCES = f"resources/{PROFILE}"
@@ -26,6 +45,7 @@ EVAL_DATA = f"{RESOURCES}/data/eval"
 EVAL_FILES = [f"{EVAL_DATA}/{name}.jsonl" for name in config["data"]["eval"]]
 TRAIN_MIXTURE = f"{RESOURCES}/data/train.jsonl"
 MODELS = model_specs(config)
+TRAINING = check_settings(MODELS)
 TRAINED = [name for name, spec in MODELS.items() if spec.trained]
 TASKS = config["evaluation"]["tasks"]
 # Every rule runs in the project's own environment; `--software-deployment-method conda`

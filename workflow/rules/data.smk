@@ -63,6 +63,8 @@ rule training_mixture:
         caps=[s.get("max_rows") for s in config["data"]["train"]],
         seed=config["seed"],
         leakage=config["data"]["leakage"],
+        # Fewer rows than one optimizer step sees: the leakage check fails, naming the counts.
+        one_step=TRAINING.batch_size * TRAINING.grad_accum,
     log:
         f"{RESULTS}/logs/training_mixture.log",
     benchmark:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from sdoc_model.profile import adapter_config
-from sdoc_model.train import train
+from sdoc_model.train.loop import train
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "a", buffering=1)
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)

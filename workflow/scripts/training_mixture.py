@@ -28,6 +28,7 @@ report = check_leakage(
     snakemake.output.leakage_md,
     threshold=leakage["threshold"],
     drop_to=mixture if leakage["drop_leaked"] else None,
+    min_kept=snakemake.params.one_step,
 )
 if not leakage["drop_leaked"]:
     shutil.copyfile(full, mixture)
