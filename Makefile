@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 demo: install
-	$(VENV)/bin/snakemake --cores $(CORES) --rerun-incomplete
+	$(VENV)/bin/sdoc run --cores $(CORES)
 	$(PY) -m sdoc_model.report.readme README.md --results results/demo
 
 # Lint, formatting and the Snakemake linter: the same checks CI runs before the tests.

@@ -1,4 +1,4 @@
-"""The ``sdoc`` command: ``sdoc prepare-model`` writes a base model folder, offline."""
+"""``sdoc prepare-model``: write a base model folder, offline (see sdoc_model.cli)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from sdoc_model.base_models.prepare import BASE_MODEL_KINDS, prepare_base_model
-from sdoc_model.utils.cli import exit_on_error
 
 
 def prepare_model(args: argparse.Namespace) -> None:
@@ -17,10 +16,7 @@ def prepare_model(args: argparse.Namespace) -> None:
     print(f"prepared {args.kind} base model in {args.out}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sdoc", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def add_prepare_model(commands) -> None:
     prep = commands.add_parser("prepare-model", help="prepare a base model folder offline")
     prep.add_argument("--kind", choices=BASE_MODEL_KINDS, required=True)
     prep.add_argument("--out", type=Path, required=True)
@@ -30,14 +26,3 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--model-id", help="hub: model id, e.g. Qwen/Qwen2.5-7B-Instruct")
     prep.add_argument("--revision", help="hub: commit or tag")
     prep.set_defaults(run=prepare_model)
-    return parser
-
-
-@exit_on_error
-def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    args.run(args)
-
-
-if __name__ == "__main__":
-    main()

@@ -54,7 +54,9 @@ from sdoc_model.utils.atomic import write_text
 from sdoc_model.utils.provenance import REPO_ROOT, git_state, software
 from sdoc_model.utils.tensor_files import CorruptFileError
 
-KILL_AFTER_STEP_ENV = "SDOC_TRAIN_KILL_AFTER_STEP"  # tests: SIGKILL this process after that step
+# Tests: SIGKILL this process's group right after that step (and its checkpoint): the training
+# process alone when started in a group of its own, the whole workflow under Snakemake.
+KILL_AFTER_STEP_ENV = "SDOC_TRAIN_KILL_AFTER_STEP"
 
 
 class NonFiniteLossError(ValueError):
@@ -153,7 +155,7 @@ class Trainer:
             if progress.step % self.config.save_every == 0:
                 self.save_checkpoint(progress)
             if os.environ.get(KILL_AFTER_STEP_ENV) == str(progress.step):
-                os.kill(os.getpid(), signal.SIGKILL)
+                os.killpg(0, signal.SIGKILL)
         bar.close()
         if metrics:
             metrics.close()

@@ -145,7 +145,7 @@ def killed_after(step, tiny_model_dir, train_file, root, settings):
     ]  # fmt: skip
     result = subprocess.run(
         command, env={**SINGLE_THREAD, KILL_AFTER_STEP_ENV: str(step)}, capture_output=True,
-        text=True,
+        text=True, start_new_session=True,
     )  # fmt: skip
     assert result.returncode == -signal.SIGKILL, result.stderr
     assert [m["step"] for m in read_metrics(root)] == list(range(1, step + 1))

@@ -14,7 +14,7 @@ def bad_yaml(tmp_path):
 
 
 CASES = {
-    "sdoc": ("sdoc_model.base_models.cli", ["prepare-model", "--kind", "tiny", "--out", "{tmp}/m",
+    "sdoc": ("sdoc_model.cli", ["prepare-model", "--kind", "tiny", "--out", "{tmp}/m",
              "--texts", "{tmp}/missing.jsonl"], "missing.jsonl"),
     "data": ("sdoc_model.data.__main__", ["normalise", "cmexam_test", "--raw-dir", "{tmp}",
              "--out", "{tmp}/out.jsonl"], "download cmexam_test"),

@@ -1,8 +1,10 @@
-"""The whole `ci` profile, end to end from the benchmark mirror, then Snakemake's bookkeeping:
-a second run does nothing, and deleting one evaluation reruns only what depends on it."""
+"""The whole `ci` profile, end to end from the benchmark mirror, killed mid-training and rerun
+with `sdoc run` as a user would; then Snakemake's bookkeeping: a second run does nothing, and
+deleting one evaluation reruns only what depends on it."""
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,26 +15,35 @@ import yaml
 
 from sdoc_model.profile import model_specs
 from sdoc_model.report.plan import ReportPlan
+from sdoc_model.train.trainer import KILL_AFTER_STEP_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [
-        str(SNAKEMAKE),
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config" / "ci.yaml"),
-        "--cores",
-        "2",
-        *args,
-    ]
+def command_line(workdir: Path, *args: str) -> tuple[list[str], dict]:
+    arguments = [
+        "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+        "--configfile", str(workdir / "config" / "ci.yaml"), "--cores", "2", *args,
+    ]  # fmt: skip
     env = {**os.environ, "SDOC_MIRROR": str(workdir / "mirror"), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(command, capture_output=True, text=True, env=env)
+    return arguments, env
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    arguments, env = command_line(workdir, *args)
+    return subprocess.run([str(SNAKEMAKE), *arguments], capture_output=True, text=True, env=env)
+
+
+def kill_after_a_checkpoint(workdir: Path) -> None:
+    """Run the workflow in a process group of its own, which the first training job to save
+    a checkpoint (at step 6 of 12) kills whole, with SIGKILL."""
+    arguments, env = command_line(workdir)
+    killed = subprocess.run(
+        [sys.executable, "-m", "sdoc_model.cli", "run", *arguments], capture_output=True,
+        env={**env, KILL_AFTER_STEP_ENV: "6"}, start_new_session=True,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
 
 
 def planned_rules(dry_run_output: str) -> list[str]:
@@ -44,13 +55,55 @@ def planned_rules(dry_run_output: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def ci_run(tmp_path_factory, mirror):
+def interrupted_run(tmp_path_factory, mirror):
+    """The ci profile killed while training, then rerun with `sdoc run`: (workdir, the model
+    that was training, what the rerun printed)."""
     workdir = tmp_path_factory.mktemp("ci_profile")
     shutil.copytree(REPO / "config", workdir / "config")
     (workdir / "mirror").symlink_to(mirror)
+    kill_after_a_checkpoint(workdir)
+    [checkpoint] = workdir.glob("resources/ci/checkpoints/*/step-000006")
+    model = checkpoint.parent.name
+    assert list((workdir / ".snakemake" / "locks").iterdir()), "the killed run left no lock"
+    arguments, env = command_line(workdir)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "sdoc_model.cli", "run", *arguments], capture_output=True,
+        text=True, env=env,
+    )  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr[-5000:]
+    return workdir, model, rerun.stderr
+
+
+@pytest.fixture(scope="module")
+def ci_run(interrupted_run):
+    return interrupted_run[0]
+
+
+def test_rerun_after_a_kill_needs_no_unlock_and_resumes_training(interrupted_run):
+    workdir, model, stderr = interrupted_run
+    assert "removing the lock of an interrupted Snakemake run" in stderr
+    log = (workdir / "results" / "ci" / "logs" / "train" / f"{model}.log").read_text()
+    assert f"resuming from resources/ci/checkpoints/{model}/step-000006" in log
+
+
+def test_the_interrupted_model_trains_and_scores_as_an_uninterrupted_one(interrupted_run):
+    workdir, model, _ = interrupted_run
+    results = workdir / "results" / "ci"
+    resumed = {
+        path.relative_to(results): path.read_bytes()
+        for path in [*results.glob(f"models/{model}/*.safetensors"), *results.glob("tables/*.csv")]
+        if path.name != "efficiency.csv"  # timings
+    }
+    log = results / "logs" / "train" / f"{model}.log"
+    logged = len(log.read_text())
+    for trained in (results / "models" / model, results / "eval" / model):
+        shutil.rmtree(trained)
+    shutil.rmtree(workdir / "resources" / "ci" / "checkpoints" / model)
     run = snakemake(workdir)
     assert run.returncode == 0, run.stderr[-5000:]
-    return workdir
+    assert "resuming" not in log.read_text()[logged:]  # this time from scratch
+    for path, content in resumed.items():
+        assert (results / path).read_bytes() == content, path
 
 
 def test_ci_profile_writes_every_table_and_figure(ci_run):
