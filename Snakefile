@@ -2,6 +2,7 @@
 #   snakemake --cores all                          # the demo (config/config.yaml)
 #   snakemake --cores all --configfile config/ci.yaml
 #   snakemake --profile workflow/profiles/slurm --configfile config/paper.yaml
+# `sdoc run ARGS` = `snakemake ARGS --rerun-incomplete` after clearing a killed run's lock.
 from snakemake.utils import min_version
 
 min_version("9.0")

@@ -135,30 +135,31 @@ class Trainer:
         progress, checkpoint = self.resume()
         main = self.processes.is_main
         metrics_copy = checkpoint / "metrics.jsonl" if checkpoint else None
-        metrics = MetricsLog(self.paths.log_dir / "metrics.jsonl", metrics_copy) if main else None
-        bar = tqdm(
-            total=self.total_steps, initial=progress.step, desc=self.model_name, disable=not main
-        )
-        for step in range(progress.step, self.total_steps):
-            started = time.perf_counter()
-            record, tokens = self.step(step)
-            if metrics:
-                metrics.write(record)
-            bar.update()
-            bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}")
-            progress = Progress(
-                step + 1,
-                progress.tokens + tokens,
-                progress.wall_time_s + time.perf_counter() - started,
-                max(progress.peak_memory_bytes, record["peak_memory_bytes"]),
-            )
-            if progress.step % self.config.save_every == 0:
-                self.save_checkpoint(progress)
-            if os.environ.get(KILL_AFTER_STEP_ENV) == str(progress.step):
-                os.killpg(0, signal.SIGKILL)
-        bar.close()
-        if metrics:
-            metrics.close()
+        metrics_path = self.paths.log_dir / "metrics.jsonl"
+        with (
+            MetricsLog(metrics_path, metrics_copy) if main else nullcontext() as metrics,
+            tqdm(
+                total=self.total_steps, initial=progress.step, desc=self.model_name,
+                disable=not main,
+            ) as bar,
+        ):  # fmt: skip
+            for step in range(progress.step, self.total_steps):
+                started = time.perf_counter()
+                record, tokens = self.step(step)
+                if metrics:
+                    metrics.write(record)
+                bar.update()
+                bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}")
+                progress = Progress(
+                    step + 1,
+                    progress.tokens + tokens,
+                    progress.wall_time_s + time.perf_counter() - started,
+                    max(progress.peak_memory_bytes, record["peak_memory_bytes"]),
+                )
+                if progress.step % self.config.save_every == 0:
+                    self.save_checkpoint(progress)
+                if os.environ.get(KILL_AFTER_STEP_ENV) == str(progress.step):
+                    os.killpg(0, signal.SIGKILL)
         return self.finish(progress)
 
     def step(self, step: int) -> tuple[dict, int]:
