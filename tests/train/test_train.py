@@ -206,25 +206,25 @@ def test_damaged_checkpoints_are_skipped_and_planted_pickles_never_run(
     assert sorted(p.name for p in checkpoints.iterdir()) == [
         "step-000002", "step-000004", "step-000006",
     ]  # fmt: skip
-    # Newest: a pickle payload in place of the trainer state, its manifest entry updated to
-    # match, as someone who planted it would. Next: a truncated file.
+    # Newest: a truncated file. Next: a pickle payload in place of the trainer state, its
+    # manifest entry updated to match, as someone who planted it would.
+    truncated = checkpoints / "step-000006" / "rank0.safetensors"
+    truncated.write_bytes(truncated.read_bytes()[:-50])
     marker = tmp_path / "payload-ran"
-    planted = checkpoints / "step-000006" / "trainer.safetensors"
+    planted = checkpoints / "step-000004" / "trainer.safetensors"
     planted.write_bytes(pickle.dumps({"optimizer": Payload(marker)}))
-    manifest = json.loads((checkpoints / "step-000006" / "manifest.json").read_text())
+    manifest = json.loads((checkpoints / "step-000004" / "manifest.json").read_text())
     manifest[planted.name] = {
         "bytes": planted.stat().st_size,
         "sha256": hashlib.sha256(planted.read_bytes()).hexdigest(),
     }
-    (checkpoints / "step-000006" / "manifest.json").write_text(json.dumps(manifest))
-    truncated = checkpoints / "step-000004" / "rank0.safetensors"
-    truncated.write_bytes(truncated.read_bytes()[:-50])
+    (checkpoints / "step-000004" / "manifest.json").write_text(json.dumps(manifest))
 
     run(tiny_model_dir, train_file, tmp_path, "sparsedoctor", **RESUMED)
 
     out = capsys.readouterr().out
-    assert f"skipping damaged checkpoint step-000006: {planted}: " in out
-    assert f"skipping damaged checkpoint step-000004: {truncated}: " in out and "truncated" in out
+    assert f"skipping damaged checkpoint step-000006: {truncated}: " in out and "truncated" in out
+    assert f"skipping damaged checkpoint step-000004: {planted}: " in out
     assert f"resuming from {checkpoints / 'step-000002'}" in out
     assert not marker.exists()
     assert {p.name for p in checkpoints.iterdir()} == {
