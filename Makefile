@@ -24,6 +24,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 demo: install
 	$(VENV)/bin/sdoc run --cores $(CORES)
+	$(VENV)/bin/snakemake --report results/demo/report.html
 	$(PY) -m sdoc_model.report.readme README.md --results results/demo
 
 # Lint, formatting and the Snakemake linter: the same checks CI runs before the tests.

@@ -14,6 +14,10 @@ if not config:
     configfile: "config/config.yaml"
 
 
+# The description atop Snakemake's report (`snakemake --report results/<profile>/report.html`).
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"

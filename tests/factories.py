@@ -1,7 +1,10 @@
 """Normalised benchmark rows made up for tests, in the schema the data layer writes."""
 
+from pathlib import Path
+
+from sdoc_model.data.benchmarks import CMMLU_MED_SUBJECTS
 from sdoc_model.data.schema import FIELDS
-from sdoc_model.eval.tasks import CMMLU_MED_SUBJECTS
+from sdoc_model.utils.jsonl import write_jsonl
 
 
 def schema_row(**fields) -> dict:
@@ -38,7 +41,7 @@ def question(benchmark, split, number, options, answer, subject=None, text=None)
 
 
 def synthetic_data():
-    """A few questions per file: 4-, 5- and 6-option, single and multi-answer, with subjects."""
+    """A few questions per dataset: 4-, 5- and 6-option, single and multi-answer, with subjects."""
     five = ["胃溃疡", "十二指肠溃疡", "慢性胃炎", "胃癌", "胆囊炎"]
     iron = ["口服铁剂", "输血", "注射铁剂", "维生素B12", "叶酸"]
     enzymes = ["RNA聚合酶", "DNA聚合酶", "逆转录酶", "连接酶", "解旋酶"]
@@ -62,8 +65,16 @@ def synthetic_data():
         for split, size in [("test", 2), ("dev", 5)]
     }
     return {
-        "cmb.jsonl": cmb,
-        "cmexam.jsonl": cmexam,
-        "cmmlu_med.jsonl": cmmlu["test"],
-        "cmmlu_med_dev.jsonl": cmmlu["dev"],
+        "cmb_xmed": cmb,
+        "cmexam_xmed": cmexam,
+        "cmmlu_med": cmmlu["test"],
+        "cmmlu_med_dev": cmmlu["dev"],
     }
+
+
+def write_data_dir(folder: Path) -> Path:
+    """A data folder as sdoc_model.data.prepare lays it out (SDOC_DATA_DIR), with the
+    synthetic datasets already normalised: the tasks read them without preparing anything."""
+    for name, rows in synthetic_data().items():
+        write_jsonl(folder / "normalised" / f"{name}.jsonl", rows)
+    return folder

@@ -93,23 +93,28 @@ def test_every_public_name_imports():
 
 
 def test_method_names_come_from_one_module_each():
-    """Variant names live in method/variants.py, benchmark and subject names in eval/tasks.py,
-    model shapes in base_models/shapes.py: no other package module writes them as literals."""
+    """Variant names live in method/variants.py, benchmark and subject names in
+    data/benchmarks.py, task names in eval/tasks.py, model shapes in base_models/shapes.py: no
+    other package module writes them as literals."""
     from sdoc_model.base_models.shapes import MODEL_SHAPES
+    from sdoc_model.data.benchmarks import BENCHMARK_LABELS, CMMLU_MED_SUBJECTS
     from sdoc_model.data.sources import DATASETS
-    from sdoc_model.eval.tasks import BENCHMARK_LABELS, CMMLU_MED_SUBJECTS, TASKS
+    from sdoc_model.eval.tasks import TASKS
     from sdoc_model.method.variants import VARIANTS
 
     homes = {
         "sdoc_model.method.variants": set(VARIANTS) - {"base", "lora"},
-        "sdoc_model.eval.tasks": set(CMMLU_MED_SUBJECTS) | set(TASKS) | set(BENCHMARK_LABELS),
+        "sdoc_model.data.benchmarks": set(CMMLU_MED_SUBJECTS) | set(BENCHMARK_LABELS),
+        "sdoc_model.eval.tasks": set(TASKS) - set(BENCHMARK_LABELS),
         "sdoc_model.base_models.shapes": set(MODEL_SHAPES) - {"tiny"},
     }
     # "base", "lora" and "tiny" are also ordinary words (kinds, model kinds), so not checked.
-    # Facts of their own that share a name: the dataset registry's names (one is "cmmlu_med")
-    # and the transformers model_type "sparsedoctor".
+    # Facts of their own that share a name: the dataset registry's names (one is "cmmlu_med"),
+    # the task registry's task and dataset names ("cmb" scores CMB-Exam's test set) and the
+    # transformers model_type "sparsedoctor".
     own_facts = {
         "sdoc_model.data.sources": set(DATASETS),
+        "sdoc_model.eval.tasks": set(TASKS) | set(DATASETS),
         "sdoc_model.method.hf_config": {"sparsedoctor"},
     }
     for name, path in MODULES.items():

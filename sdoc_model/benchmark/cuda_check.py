@@ -20,8 +20,9 @@ import torch
 
 from sdoc_model.base_models.prepare import corpus_texts, prepare_tiny_model
 from sdoc_model.base_models.shapes import MODEL_SHAPES, SMOLLM2_135M
+from sdoc_model.data.prepare import normalised_path
 from sdoc_model.eval.runner import evaluate, model_args
-from sdoc_model.eval.tasks import CMB, CMMLU_MED
+from sdoc_model.eval.tasks import TASKS
 from sdoc_model.method.variants import SPARSEDOCTOR, TRAINED_VARIANTS
 from sdoc_model.profile import ModelSpec
 from sdoc_model.utils.cli import exit_on_error
@@ -47,6 +48,16 @@ def check_placement(model_dir: Path, device: str) -> dict:
     }
 
 
+def scored_tasks(data: Path) -> list[str]:
+    """The multiple-choice tasks whose datasets `data` holds normalised."""
+    return [
+        name
+        for name, task in TASKS.items()
+        if not task.generative
+        and all(normalised_path(d, data).is_file() for d in task.datasets.values())
+    ]
+
+
 def run_stage(record: dict, name: str, stage) -> None:
     start = time.perf_counter()
     try:
@@ -63,7 +74,10 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m sdoc_model.benchmark.cuda_check", description=__doc__
     )
     parser.add_argument(
-        "--data", type=Path, required=True, help="folder with train.jsonl and eval/"
+        "--data",
+        type=Path,
+        required=True,
+        help="train.jsonl and normalised/<dataset>.jsonl (a workflow's resources/<profile>/data)",
     )
     parser.add_argument("--work", type=Path, default=Path("/tmp/sdoc_cuda_check"))
     parser.add_argument("--out", type=Path, required=True)
@@ -82,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
 
     run_stage(record, "prepare", lambda: {"model": str(prepare_tiny_model(
-        base, corpus_texts([train_file, *sorted((args.data / "eval").glob("*.jsonl"))]),
+        base, corpus_texts([train_file, *sorted((args.data / "normalised").glob("*.jsonl"))]),
         vocab_size=8192, shape=args.shape,
     ))})  # fmt: skip
 
@@ -109,9 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     sparsedoctor = args.work / "models" / SPARSEDOCTOR
     run_stage(record, "placement_bf16", lambda: check_placement(sparsedoctor, device))
     spec = ModelSpec(SPARSEDOCTOR, "trained", SPARSEDOCTOR)
-    for task in (CMB, CMMLU_MED):
+    for task in scored_tasks(args.data):
         run_stage(record, f"evaluate_{task}", lambda task=task: {"results": evaluate(
-            model_args(spec, base, sparsedoctor, "auto"), task, args.data / "eval",
+            model_args(spec, base, sparsedoctor, "auto"), task, args.data,
             args.work / "eval" / f"{task}.json", num_fewshot=0, limit=args.limit, batch_size=16,
         )["results"]})  # fmt: skip
 

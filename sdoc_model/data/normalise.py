@@ -66,8 +66,12 @@ def _parse_each(rows: Iterable[tuple[int, object]], convert: Callable[[object], 
 
 
 # --- shared cell parsing ------------------------------------------------------------------
+def _verbatim(value) -> str:
+    return "" if value is None else str(value)
+
+
 def _text(value) -> str:
-    return "" if value is None else str(value).strip()
+    return _verbatim(value).strip()
 
 
 def _letters(value) -> str:
@@ -140,9 +144,11 @@ def read_cmmlu_csv(path: Path) -> Iterator[Parsed]:
     subject = path.stem  # CMMLU names each file after its English subject
 
     def fields(raw: dict) -> dict:
+        # Text as published: lm-eval's cmmlu prompt strips the question but not the options
+        # (" 由平滑肌纤维构成", "1/16 "), and render_question must build that same prompt.
         return {
-            "question": _text(raw["Question"]),
-            "options": {k: _text(raw[k]) for k in "ABCD"},
+            "question": _verbatim(raw["Question"]),
+            "options": {k: _verbatim(raw[k]) for k in "ABCD"},
             "answer": _letters(raw["Answer"]),
             "subject": subject,
         }

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
-from sdoc_model.eval.tasks import CMB, CMEXAM, CMMLU_MED, CMMLU_MED_SUBJECTS
+from sdoc_model.data.benchmarks import CMB, CMEXAM, CMMLU_MED, CMMLU_MED_SUBJECTS
 
 
 @dataclass(frozen=True)

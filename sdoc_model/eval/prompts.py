@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sdoc_model.eval.tasks import CMMLU_MED, CMMLU_MED_SUBJECTS
+from sdoc_model.data.benchmarks import CMMLU_MED, CMMLU_MED_SUBJECTS
 
 # lm-eval's default target_delimiter, which its cmmlu tasks use: "答案： A".
 ANSWER_DELIMITER = " "
@@ -56,6 +56,7 @@ def describe(row: Mapping) -> str:
 
 def render_question(row: Mapping) -> str:
     """One question, its options and the answer cue, as lm-eval's cmmlu ``doc_to_text``."""
+    # As cmmlu's "{{Question.strip()}}\nA. {{A}}...": the question stripped, options as they are.
     lines = [row["question"].strip()]
     lines += [f"{letter}. {text}" for letter, text in options(row).items()]
     return "\n".join(lines) + "\n答案："

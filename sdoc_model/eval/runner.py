@@ -14,6 +14,9 @@ from pathlib import Path
 
 import torch
 
+from sdoc_model.data.download import sha256_file
+from sdoc_model.data.prepare import normalised_path
+from sdoc_model.eval.tasks import TASKS
 from sdoc_model.method.variants import VARIANTS
 from sdoc_model.profile import ModelSpec
 from sdoc_model.utils.atomic import write_text
@@ -76,7 +79,8 @@ def evaluate(
     batch_size: int | str = 8,
     seed: int = 0,
 ) -> dict:
-    """Run one task and write lm-eval's aggregated results JSON to ``out_path`` atomically."""
+    """Run one task and write lm-eval's aggregated results JSON to ``out_path`` atomically,
+    with the command that reproduces it and the sha256 of the normalised files it scored."""
     import lm_eval
     from lm_eval.tasks import TaskManager
     from lm_eval.utils import handle_non_serializable
@@ -98,7 +102,11 @@ def evaluate(
         torch_random_seed=seed,
         fewshot_random_seed=seed,
     )
-    results["sdoc"] = {"command": cli_command(args, task, num_fewshot, limit, batch_size)}
+    files = [normalised_path(name, Path(data_dir)) for name in TASKS[task].datasets.values()]
+    results["sdoc"] = {
+        "command": cli_command(args, task, num_fewshot, limit, batch_size),
+        "normalised_sha256": {path.name: sha256_file(path) for path in files},
+    }
     text = json.dumps(results, indent=2, default=handle_non_serializable, ensure_ascii=False)
     write_text(out_path, text)
     return results

@@ -1,8 +1,9 @@
-"""The evaluation benchmarks, CMMLU-Med's subjects and the lm-eval tasks: each name defined once.
+"""The lm-eval tasks: each name defined once, each scoring one dataset.
 
-The data layer tags rows with these benchmark names, the task YAMLs in `tasks/` are generated
-from this registry (`python -m sdoc_model.eval.tasks --write tasks`; a test checks they match),
-and the config schema, the report's labels and metrics all derive from it.
+The task YAMLs in `tasks/` are generated from this registry (`python -m sdoc_model.eval.tasks
+--write tasks`; a test checks they match), and the config schema, the report's labels and
+metrics all derive from it. Each YAML records its dataset and the sha256 of every file it is
+normalised from, so lm-eval's result file says which questions it scored.
 """
 
 from __future__ import annotations
@@ -11,60 +12,60 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from sdoc_model.data.benchmarks import BENCHMARK_LABELS, CMB, CMEXAM, CMMLU_MED, CMMLU_MED_SUBJECTS
+from sdoc_model.data.sources import dataset
 from sdoc_model.utils.cli import exit_on_error
-
-CMB, CMEXAM, CMMLU_MED = "cmb", "cmexam", "cmmlu_med"
-BENCHMARK_LABELS = {CMB: "CMB", CMEXAM: "CMExam", CMMLU_MED: "CMMLU-Med"}
-
-# CMMLU's medical subjects (the Baichuan2 / Apollo definition of CMMLU-Med), with the Chinese
-# name that lm-eval's own cmmlu_<subject> task puts in its prompt.
-CMMLU_MED_SUBJECTS = {
-    "anatomy": "解剖学",
-    "clinical_knowledge": "临床知识",
-    "college_medicine": "大学医学",
-    "genetics": "遗传学",
-    "nutrition": "营养学",
-    "traditional_chinese_medicine": "中医中药",
-    "virology": "病毒学",
-}
 
 
 @dataclass(frozen=True)
 class Task:
-    """One lm-eval task (or group) of `tasks/`: what it scores and how the report reads it.
+    """One lm-eval task (or group) of `tasks/`: the question set it scores, and how.
 
-    `files` are the evaluation files it reads from $SDOC_DATA_DIR, by split; `metric` is the
-    key lm-eval writes ("<metric>,<filter>"); `generative` tasks generate and extract letters."""
+    Each task scores one dataset of sdoc_model.data.sources.DATASETS (`dataset`, plus
+    `fewshot_dataset` for the shots), so two results of one task name always scored the same
+    questions. `metric` is the key lm-eval writes ("<metric>,<filter>"); `generative` tasks
+    generate and extract letters instead of scoring each choice's log-likelihood."""
 
     name: str
     benchmark: str
     label: str
-    files: dict[str, str]
+    dataset: str
+    fewshot_dataset: str | None = None
     generative: bool = False
 
     @property
     def metric(self) -> str:
         return "exact_match,none" if self.generative else "acc,none"
 
+    @property
+    def datasets(self) -> dict[str, str]:
+        """The datasets it reads, by lm-eval split."""
+        return {"test": self.dataset} | (
+            {"dev": self.fewshot_dataset} if self.fewshot_dataset else {}
+        )
 
-def _task(benchmark: str, generative: bool = False) -> Task:
-    suffix, label_suffix = ("_gen", " (gen)") if generative else ("", "")
-    files = {"test": f"{benchmark}.jsonl"}
-    if benchmark == CMMLU_MED:
-        files["dev"] = f"{benchmark}_dev.jsonl"
-    label = BENCHMARK_LABELS[benchmark] + label_suffix
-    return Task(benchmark + suffix, benchmark, label, files, generative)
+
+def _tasks(name: str, benchmark: str, label: str, dataset: str) -> tuple[Task, Task]:
+    """A multiple-choice task and its generative twin."""
+    return (
+        Task(name, benchmark, label, dataset),
+        Task(f"{name}_gen", benchmark, f"{label} (gen)", dataset, generative=True),
+    )
 
 
 TASKS: dict[str, Task] = {
     task.name: task
-    for task in (_task(CMB), _task(CMEXAM), _task(CMMLU_MED), _task(CMB, True), _task(CMEXAM, True))
+    for task in (
+        # XMedBench's samples (the demo's): 2,000 CMB-Exam and 2,000 CMExam test questions.
+        *_tasks("cmb_xmed", CMB, "CMB (XMedBench)", "cmb_xmed"),
+        *_tasks("cmexam_xmed", CMEXAM, "CMExam (XMedBench)", "cmexam_xmed"),
+        # The official full test sets (the paper's).
+        *_tasks("cmb", CMB, "CMB-Exam", "cmb_exam_test"),
+        *_tasks("cmexam", CMEXAM, "CMExam", "cmexam_test"),
+        Task(CMMLU_MED, CMMLU_MED, BENCHMARK_LABELS[CMMLU_MED], "cmmlu_med", "cmmlu_med_dev"),
+    )
 }
-# The evaluation files a profile provides (its config's `data.eval` keys), without ".jsonl".
-EVAL_FILES = tuple(
-    dict.fromkeys(f.removesuffix(".jsonl") for t in TASKS.values() for f in t.files.values())
-)
-# The paper's headline average: over the multiple-choice benchmarks.
+# The paper's headline average: over the multiple-choice tasks.
 AVERAGED_TASKS = tuple(name for name, task in TASKS.items() if not task.generative)
 
 
@@ -84,13 +85,14 @@ def task_yamls() -> dict[str, str]:
         template = "_gen_template_yaml" if task.generative else "_mc_template_yaml"
         yamls[f"{task.name}.yaml"] = (
             f"{header}include: {template}\ntask: {task.name}\n"
-            f"dataset_kwargs:\n  files: {_flow(task.files)}\n"
+            f"dataset_kwargs:\n  datasets: {_flow(task.datasets)}\n{_metadata(task)}"
         )
     cmmlu = TASKS[CMMLU_MED]
     for subject in CMMLU_MED_SUBJECTS:
         yamls[f"{cmmlu_med_subtask(subject)}.yaml"] = (
             f"{header}include: _cmmlu_med_template_yaml\ntask: {cmmlu_med_subtask(subject)}\n"
-            f"dataset_kwargs:\n  files: {_flow(cmmlu.files)}\n  subject: {subject}\n"
+            f"dataset_kwargs:\n  datasets: {_flow(cmmlu.datasets)}\n  subject: {subject}\n"
+            + _metadata(cmmlu, f"/{subject}.csv")
         )
     subtasks = "".join(f"  - {cmmlu_med_subtask(subject)}\n" for subject in CMMLU_MED_SUBJECTS)
     yamls["_cmmlu_med.yaml"] = (
@@ -99,6 +101,18 @@ def task_yamls() -> dict[str, str]:
         "    weight_by_size: true\nmetadata:\n  version: 1.0\n"
     )
     return yamls
+
+
+def _metadata(task: Task, path_suffix: str = "") -> str:
+    """The task's version and the sha256 of every file its questions come from (lm-eval copies
+    a task's metadata into its results). `sources`, not `datasets`: lm-eval passes metadata
+    and dataset_kwargs to the loader together, so their keys must differ."""
+    lines = ["metadata:", "  version: 1.0", "  sources:"]
+    for name in task.datasets.values():
+        for source in dataset(name).sources:
+            if source.path.endswith(path_suffix):
+                lines.append(f"    {source.path}: {source.sha256}")
+    return "\n".join(lines) + "\n"
 
 
 def _flow(mapping: dict[str, str]) -> str:

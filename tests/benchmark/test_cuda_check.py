@@ -5,15 +5,12 @@ import json
 from sdoc_model.benchmark import cuda_check
 from sdoc_model.method.variants import TRAINED_VARIANTS
 from sdoc_model.utils.jsonl import write_jsonl
-from tests.factories import synthetic_data
+from tests.factories import synthetic_data, write_data_dir
 
 
 def test_every_stage_of_the_check_runs_and_is_recorded(tmp_path):
-    data = tmp_path / "data"
-    (data / "eval").mkdir(parents=True)
-    for name, rows in synthetic_data().items():
-        write_jsonl(data / "eval" / name, rows)
-    train_rows = synthetic_data()["cmexam.jsonl"] * 4
+    data = write_data_dir(tmp_path / "data")
+    train_rows = synthetic_data()["cmexam_xmed"] * 4
     write_jsonl(
         data / "train.jsonl", ({**row, "id": f"train-{i}"} for i, row in enumerate(train_rows))
     )
@@ -27,10 +24,11 @@ def test_every_stage_of_the_check_runs_and_is_recorded(tmp_path):
         "prepare",
         *(f"train_{v}" for v in TRAINED_VARIANTS),
         "placement_bf16",
-        "evaluate_cmb",
+        "evaluate_cmb_xmed",
+        "evaluate_cmexam_xmed",
         "evaluate_cmmlu_med",
     ]
     assert all(record[name]["ok"] for name in stages), {n: record[n].get("error") for n in stages}
     assert record["train_sparsedoctor"]["steps"] == 2
     assert record["placement_bf16"]["logits_dtype"] == "torch.bfloat16"
-    assert "acc,none" in record["evaluate_cmb"]["results"]["cmb"]
+    assert "acc,none" in record["evaluate_cmb_xmed"]["results"]["cmb_xmed"]

@@ -75,6 +75,16 @@ def test_cmmlu_med_covers_the_seven_subjects_by_english_name(demo_sets):
     assert first["answer"] == "A" and first["benchmark"] == "cmmlu_med" and first["split"] == "test"
 
 
+def test_cmmlu_keeps_question_and_option_text_as_published(demo_sets):
+    # Byte for byte: lm-eval's cmmlu prompt shows options so (tests/eval/test_cmmlu_parity.py).
+    by_id = {r["id"]: r for r in demo_sets["cmmlu_med"]}
+    spaced = by_id["cmmlu-med-anatomy-000029"]["options"]["B"]  # ends in U+3000, a CJK space
+    assert spaced == " 舌下神经.迷走神经.副神经.颈内静脉\u3000"
+    assert by_id["cmmlu-med-anatomy-000034"]["options"]["A"] == " 由平滑肌纤维构成"
+    assert by_id["cmmlu-med-genetics-000037"]["options"]["A"] == "1/16 "
+    assert by_id["cmmlu-med-virology-000129"]["question"] == "保护病毒核酸的是 "
+
+
 def test_xmedbench_options_lose_the_added_full_stop_and_empty_padding(demo_sets):
     padded = demo_sets["cmb_xmed"][6]  # "(E) ." in the source: CMB pads 4-option questions
     assert padded["source"]["row"] == 7

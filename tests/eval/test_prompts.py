@@ -8,6 +8,7 @@ import yaml
 from lm_eval.api.task import TaskConfig
 from lm_eval.utils import apply_template
 
+from sdoc_model.data.benchmarks import CMMLU_MED_SUBJECTS
 from sdoc_model.eval.answers import answer_choices
 from sdoc_model.eval.prompts import (
     ANSWER_DELIMITER,
@@ -17,7 +18,6 @@ from sdoc_model.eval.prompts import (
     render_prompt,
     render_question,
 )
-from sdoc_model.eval.tasks import CMMLU_MED_SUBJECTS
 from tests.factories import schema_row
 
 LM_EVAL_CMMLU = Path(lm_eval.__file__).parent / "tasks" / "cmmlu"

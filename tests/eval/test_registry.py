@@ -1,16 +1,13 @@
-"""The task YAMLs in tasks/ are exactly what the registry generates, and lm-eval reads them."""
+"""The task YAMLs in tasks/ are exactly what the registry generates, and every task scores a
+registered dataset whose files it records."""
 
 from pathlib import Path
 
 import yaml
 
-from sdoc_model.eval.tasks import (
-    CMMLU_MED,
-    CMMLU_MED_SUBJECTS,
-    TASKS,
-    cmmlu_med_subtask,
-    task_yamls,
-)
+from sdoc_model.data.benchmarks import CMMLU_MED, CMMLU_MED_SUBJECTS
+from sdoc_model.data.sources import DATASETS
+from sdoc_model.eval.tasks import TASKS, cmmlu_med_subtask, task_yamls
 
 TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks"
 
@@ -30,3 +27,25 @@ def test_every_task_and_subject_has_a_yaml():
     assert group["task"] == [cmmlu_med_subtask(subject) for subject in CMMLU_MED_SUBJECTS]
     names = {config["task"] for config in parsed.values()}
     assert names == (set(TASKS) - {CMMLU_MED}) | set(group["task"])
+
+
+def test_every_task_scores_one_registered_dataset_of_its_benchmark():
+    for task in TASKS.values():
+        for name in task.datasets.values():
+            assert name in DATASETS, (task.name, name)
+            assert DATASETS[name].benchmark == task.benchmark, (task.name, name)
+    scored = [task.dataset for task in TASKS.values() if not task.generative]
+    assert len(scored) == len(set(scored))  # one name per question set
+    assert len({task.label for task in TASKS.values()}) == len(TASKS)
+
+
+def test_each_yaml_records_its_datasets_and_their_files_checksums():
+    config = yaml.safe_load(task_yamls()["cmb.yaml"])
+    assert config["dataset_kwargs"]["datasets"] == {"test": "cmb_exam_test"}
+    sources = DATASETS["cmb_exam_test"].sources
+    assert config["metadata"]["sources"] == {s.path: s.sha256 for s in sources}
+    anatomy = yaml.safe_load(task_yamls()["cmmlu_med_anatomy.yaml"])["metadata"]["sources"]
+    assert sorted(anatomy) == [
+        "github/haonan-li/CMMLU/data/dev/anatomy.csv",
+        "github/haonan-li/CMMLU/data/test/anatomy.csv",
+    ]

@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from sdoc_model.base_models.prepare import prepare_tiny_model
+from sdoc_model.data.benchmarks import CMMLU_MED_SUBJECTS
+from sdoc_model.data.sources import dataset
 from sdoc_model.eval.answers import answer_choices
 from sdoc_model.eval.prompts import (
     describe,
@@ -18,15 +20,13 @@ from sdoc_model.eval.prompts import (
     render_prompt,
     render_question,
 )
-from sdoc_model.eval.tasks import CMMLU_MED_SUBJECTS
-from sdoc_model.utils.jsonl import write_jsonl
-from tests.factories import synthetic_data
+from tests.factories import synthetic_data, write_data_dir
 
 REPO = Path(__file__).resolve().parents[2]
 TASKS_DIR = REPO / "tasks"
 LM_EVAL = Path(sys.executable).parent / "lm_eval"
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-ALL_TASKS = ["cmb", "cmexam", "cmmlu_med", "cmb_gen", "cmexam_gen"]
+ALL_TASKS = ["cmb_xmed", "cmexam_xmed", "cmmlu_med", "cmb_xmed_gen", "cmexam_xmed_gen"]
 
 
 def _load_task_utils():
@@ -41,9 +41,7 @@ task_utils = _load_task_utils()
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("eval_data")
-    for name, rows in synthetic_data().items():
-        write_jsonl(folder / name, rows)
+    folder = write_data_dir(tmp_path_factory.mktemp("eval_data"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SDOC_DATA_DIR", str(folder))
         for name, value in OFFLINE.items():
@@ -68,7 +66,7 @@ def samples(data_dir, tiny_model):
 
     results = simple_evaluate(
         model=HFLM(pretrained=str(tiny_model), device="cpu", batch_size=1),
-        tasks=["cmb", "cmexam", "cmmlu_med_anatomy"],
+        tasks=["cmb_xmed", "cmexam_xmed", "cmmlu_med_anatomy"],
         task_manager=TaskManager(include_path=str(TASKS_DIR)),
         log_samples=True,
     )
@@ -87,20 +85,23 @@ def test_cli_runs_every_task_offline(data_dir, tiny_model, tmp_path):
     (results_file,) = tmp_path.rglob("results_*.json")
     results = json.loads(results_file.read_text())
     subtasks = [f"cmmlu_med_{subject}" for subject in CMMLU_MED_SUBJECTS]
-    for task in ["cmb", "cmexam", "cmmlu_med", *subtasks]:
+    for task in ["cmb_xmed", "cmexam_xmed", "cmmlu_med", *subtasks]:
         assert "acc,none" in results["results"][task], task
-    for task in ["cmb_gen", "cmexam_gen"]:
+    for task in ["cmb_xmed_gen", "cmexam_xmed_gen"]:
         assert "exact_match,none" in results["results"][task], task
     assert "acc,none" in results["groups"]["cmmlu_med"]
     assert results["n-shot"]["cmmlu_med_anatomy"] == 5
-    assert results["n-shot"]["cmb"] == 0
+    assert results["n-shot"]["cmb_xmed"] == 0
+    # Each result names the files its questions come from, with their sha256.
+    sources = results["configs"]["cmb_xmed"]["metadata"]["sources"]
+    assert list(sources.values()) == [s.sha256 for s in dataset("cmb_xmed").sources]
 
 
 def expected_context(task, doc):
     """The prompt built by hand: zero-shot, or CMMLU-Med's first five dev questions first."""
     if task != "cmmlu_med_anatomy":
         return render_prompt(doc)
-    shots = [r for r in synthetic_data()["cmmlu_med_dev.jsonl"] if r["subject"] == "anatomy"]
+    shots = [r for r in synthetic_data()["cmmlu_med_dev"] if r["subject"] == "anatomy"]
     examples = "".join(render_question(r) + render_answer(r) + "\n\n" for r in shots)
     return describe(doc) + examples + render_question(doc)
 
@@ -116,7 +117,7 @@ def loglikelihood(model, tokenizer, context, continuation):
     return logprobs[n_context - 1 :].gather(1, targets[:, None]).sum().item()
 
 
-@pytest.mark.parametrize("task", ["cmb", "cmexam", "cmmlu_med_anatomy"])
+@pytest.mark.parametrize("task", ["cmb_xmed", "cmexam_xmed", "cmmlu_med_anatomy"])
 def test_per_question_scores_match_a_hand_computation(samples, tiny_model, task):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -139,7 +140,7 @@ def test_per_question_scores_match_a_hand_computation(samples, tiny_model, task)
 
 
 def test_multi_answer_question_compares_every_subset(samples):
-    five_options_multi = next(s for s in samples["cmexam"] if s["doc"]["answer"] == "ACD")
+    five_options_multi = next(s for s in samples["cmexam_xmed"] if s["doc"]["answer"] == "ACD")
     assert len(five_options_multi["arguments"]) == 31
 
 
@@ -148,37 +149,25 @@ def test_multi_answer_question_compares_every_subset(samples):
     [(" A、C、D", 1.0), ("答案是ACD。", 1.0), ("AC", 0.0), ("ACDE", 0.0), ("：：：", 0.0)],
 )
 def test_generative_scoring_is_exact_set_match(generated, score):
-    doc = synthetic_data()["cmexam.jsonl"][0]
+    doc = synthetic_data()["cmexam_xmed"][0]
     assert task_utils.process_gen_results(doc, [generated]) == {"exact_match": score}
 
 
-def test_missing_data_file_says_how_to_produce_it(tmp_path, monkeypatch):
-    monkeypatch.setenv("SDOC_DATA_DIR", str(tmp_path))
-    with pytest.raises(FileNotFoundError) as error:
-        task_utils.load_docs(files={"test": "cmb.jsonl"})
-    message = str(error.value)
-    assert str(tmp_path / "cmb.jsonl") in message
-    assert "normalise" in message and "SDOC_DATA_DIR" in message
-
-
-def test_default_data_dir_is_in_the_repository(monkeypatch):
-    monkeypatch.delenv("SDOC_DATA_DIR", raising=False)
-    assert task_utils.data_dir() == REPO / "resources" / "demo" / "data" / "eval"
-
-
 def test_bad_row_is_reported_with_file_and_line(tmp_path, monkeypatch):
-    good = synthetic_data()["cmb.jsonl"][0]
+    good = synthetic_data()["cmb_xmed"][0]
     bad = good | {"answer": "AB"}  # a single-answer question with two letters
     lines = [json.dumps(good, ensure_ascii=False), "", json.dumps(bad, ensure_ascii=False)]
-    (tmp_path / "cmb.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = tmp_path / "normalised" / "cmb_xmed.jsonl"
+    path.parent.mkdir()
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     monkeypatch.setenv("SDOC_DATA_DIR", str(tmp_path))
-    with pytest.raises(ValueError, match=r"cmb\.jsonl:3: .*'AB'"):
-        task_utils.load_docs(files={"test": "cmb.jsonl"})
+    with pytest.raises(ValueError, match=r"cmb_xmed\.jsonl:3: .*'AB'"):
+        task_utils.load_docs(datasets={"test": "cmb_xmed"})
 
 
 def test_subject_filter_keeps_one_cmmlu_subject(data_dir):
     splits = task_utils.load_docs(
-        files={"test": "cmmlu_med.jsonl", "dev": "cmmlu_med_dev.jsonl"},
+        datasets={"test": "cmmlu_med", "dev": "cmmlu_med_dev"},
         subject="virology",
         version=1.0,
         pretrained="ignored",  # lm-eval passes the task metadata along

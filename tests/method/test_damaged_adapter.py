@@ -17,9 +17,8 @@ from sdoc_model.method.config import SparseDoctorConfig
 from sdoc_model.method.hf_model import load_adapted_model
 from sdoc_model.method.model import ADAPTER_WEIGHTS_NAME, SparseDoctorModel
 from sdoc_model.method.variants import build_model
-from sdoc_model.utils.jsonl import write_jsonl
 from sdoc_model.utils.tensor_files import CorruptFileError
-from tests.factories import synthetic_data
+from tests.factories import write_data_dir
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = SparseDoctorConfig(num_experts=4, rank=4, top_k=2, dropout=0.0, queue_size=0)
@@ -70,11 +69,11 @@ def test_project_loader_names_the_damaged_file(damaged):
 def test_stock_lm_eval_cli_names_the_damaged_file(damaged, tmp_path):
     folder, reason = damaged
     data = tmp_path / "data"
-    write_jsonl(data / "cmb.jsonl", synthetic_data()["cmb.jsonl"])
+    write_data_dir(data)
     command = [
         str(Path(sys.executable).parent / "lm_eval"), "--model", "hf",
         "--model_args", f"pretrained={folder},trust_remote_code=True",
-        "--include_path", str(REPO / "tasks"), "--tasks", "cmb", "--limit", "2",
+        "--include_path", str(REPO / "tasks"), "--tasks", "cmb_xmed", "--limit", "2",
         "--output_path", str(tmp_path / "out"),
     ]  # fmt: skip
     env = {**os.environ, "SDOC_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1"}

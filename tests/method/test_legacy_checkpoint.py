@@ -18,8 +18,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from sdoc_model.utils.jsonl import write_jsonl
-from tests.factories import synthetic_data
+from tests.factories import write_data_dir
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "adapter_folder_v0"
 REPO = Path(__file__).resolve().parents[2]
@@ -47,15 +46,15 @@ def test_transformers_loads_the_saved_weights(workdir, tiny_model_dir):
 
 def test_stock_lm_eval_cli_evaluates_it(workdir):
     data = workdir / "data"
-    write_jsonl(data / "cmb.jsonl", synthetic_data()["cmb.jsonl"])
+    write_data_dir(data)
     model_args = "pretrained=adapter,trust_remote_code=True,tokenizer=tiny-base"
     command = [
         str(Path(sys.executable).parent / "lm_eval"), "--model", "hf", "--model_args", model_args,
-        "--include_path", str(REPO / "tasks"), "--tasks", "cmb", "--limit", "2",
+        "--include_path", str(REPO / "tasks"), "--tasks", "cmb_xmed", "--limit", "2",
         "--output_path", str(workdir / "out"),
     ]  # fmt: skip
     env = {**os.environ, "SDOC_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1"}
     run = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     [result] = (workdir / "out").rglob("results_*.json")
-    assert "acc,none" in json.loads(result.read_text())["results"]["cmb"]
+    assert "acc,none" in json.loads(result.read_text())["results"]["cmb_xmed"]

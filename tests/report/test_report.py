@@ -38,7 +38,12 @@ from tests.factories import question, synthetic_data
 REPO = Path(__file__).resolve().parents[2]
 CI_CONFIG = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
 
-TEST_SET_SIZES = {"cmb": 2000, "cmexam": 2000, "cmb_gen": 2000, "cmexam_gen": 2000}
+TEST_SET_SIZES = {
+    "cmb_xmed": 2000,
+    "cmexam_xmed": 2000,
+    "cmb_xmed_gen": 2000,
+    "cmexam_xmed_gen": 2000,
+}
 # CMMLU's seven medical subjects and their test-set sizes (1,333 questions in all).
 CMMLU_MED = {
     "cmmlu_med_anatomy": 148,
@@ -95,10 +100,10 @@ def write_leakage_report(root: Path) -> None:
     question."""
     data = root.parent / "resources"
     sets = synthetic_data()
-    for name in ("cmb.jsonl", "cmexam.jsonl"):
-        write_jsonl(data / name, sets[name])
+    for name in ("cmb_xmed", "cmexam_xmed"):
+        write_jsonl(data / f"{name}.jsonl", sets[name])
     leaked = {
-        **sets["cmb.jsonl"][1],
+        **sets["cmb_xmed"][1],
         "id": "cmexam-train-9",
         "benchmark": "cmexam",
         "split": "train",
@@ -108,7 +113,7 @@ def write_leakage_report(root: Path) -> None:
     )
     write_jsonl(data / "train.jsonl", [leaked, other])
     check_leakage(
-        data / "train.jsonl", [data / "cmb.jsonl", data / "cmexam.jsonl"],
+        data / "train.jsonl", [data / "cmb_xmed.jsonl", data / "cmexam_xmed.jsonl"],
         root / "data" / "leakage.json", root / "data" / "leakage.md",
     )  # fmt: skip
 
@@ -321,7 +326,7 @@ def test_main_csv_holds_the_lm_eval_numbers_unrounded(ci_report):
             ][task]
             assert float(row[f"{task}_acc"]) == metrics["acc,none"]
             assert float(row[f"{task}_stderr"]) == metrics["acc_stderr,none"]
-        accs = [float(row[f"{task}_acc"]) for task in ("cmb", "cmexam", "cmmlu_med")]
+        accs = [float(row[f"{task}_acc"]) for task in ("cmb_xmed", "cmexam_xmed", "cmmlu_med")]
         assert float(row["average_acc"]) == pytest.approx(sum(accs) / 3, rel=1e-12)
 
 
@@ -338,13 +343,15 @@ def test_group_score_is_lm_eval_size_weighted_aggregate(ci_report):
 
 def test_markdown_main_table_has_a_row_per_model_and_the_mean_as_average(ci_report):
     header, *rows = markdown_rows((ci_report / "tables" / "main.md").read_text())
-    assert header == ["Model", "Description", "CMB", "CMExam", "CMMLU-Med", "Average"]
+    assert header == [
+        "Model", "Description", "CMB (XMedBench)", "CMExam (XMedBench)", "CMMLU-Med", "Average"
+    ]  # fmt: skip
     assert [row[0] for row in rows] == CI_CONFIG["variants"]
     csv_rows = {row["model"]: row for row in read_csv(ci_report / "tables" / "main.csv")}
     for row in rows:
         accuracy = [float(re.match(r"\**([\d.]+)", cell)[1]) for cell in row[2:]]
         expected = 100 * np.mean(
-            [float(csv_rows[row[0]][f"{t}_acc"]) for t in ("cmb", "cmexam", "cmmlu_med")]
+            [float(csv_rows[row[0]][f"{t}_acc"]) for t in ("cmb_xmed", "cmexam_xmed", "cmmlu_med")]
         )
         assert accuracy[3] == pytest.approx(expected, abs=0.05)
         assert all("\u00b1" in cell for cell in row[2:])
@@ -352,7 +359,7 @@ def test_markdown_main_table_has_a_row_per_model_and_the_mean_as_average(ci_repo
 
 def test_tables_state_the_evaluation_protocol(ci_report):
     text = (ci_report / "tables" / "main.md").read_text()
-    assert "CMB: 0-shot, 4 of 2,000 questions;" in text
+    assert "CMB (XMedBench): 0-shot, 4 of 2,000 questions;" in text
     assert "CMMLU-Med: 0-shot, 28 of 1,333 questions." in text
     assert "SUBSET" in text
     assert "SUBSET" in (ci_report / "tables" / "main.tex").read_text()
@@ -382,7 +389,7 @@ def test_latex_tables_are_well_formed_booktabs(ci_report, name):
 
 def test_main_latex_bolds_the_best_of_each_column(ci_report):
     rows = read_csv(ci_report / "tables" / "main.csv")
-    best = max(rows, key=lambda row: float(row["cmb_acc"]))
+    best = max(rows, key=lambda row: float(row["cmb_xmed_acc"]))
     tex_row = next(
         line
         for line in (ci_report / "tables" / "main.tex").read_text().splitlines()
@@ -395,7 +402,7 @@ def test_ablation_variants_deltas_are_relative_to_the_full_method(ci_report):
     rows = {row["model"]: row for row in read_csv(ci_report / "tables" / "ablation_variants.csv")}
     assert list(rows) == ["lora_moe_dense", "lora_moe", "sparsedoctor_noqueue", "sparsedoctor"]
     for row in rows.values():
-        for column in ("cmb", "average"):
+        for column in ("cmb_xmed", "average"):
             expected = float(row[f"{column}_acc"]) - float(rows["sparsedoctor"][f"{column}_acc"])
             assert float(row[f"{column}_delta"]) == pytest.approx(expected)
 
@@ -446,8 +453,8 @@ def test_report_reads_well_and_links_existing_figures(ci_report):
 def test_report_shows_the_training_evaluation_overlap(ci_report):
     text = (ci_report / "REPORT.md").read_text()
     overlap = text[text.index("## Training / evaluation overlap") : text.index("## Provenance")]
-    assert "| cmb | 3 | 1 | 0 | 1 (33.33%) | 1 |" in overlap
-    assert "| cmexam | 4 | 0 | 0 | 0 (0.00%) | 0 |" in overlap
+    assert "| cmb_xmed | 3 | 1 | 0 | 1 (33.33%) | 1 |" in overlap
+    assert "| cmexam_xmed | 4 | 0 | 0 | 0 (0.00%) | 0 |" in overlap
     assert "Training rows matching an evaluation question: 1." in overlap
     assert (
         "[data/leakage.md](data/leakage.md)" in overlap
@@ -486,14 +493,14 @@ def test_pngs_are_sane_images(ci_report):
 def test_missing_result_is_an_error_naming_the_file(tmp_path, cli_error):
     root = tmp_path / "ci"
     write_results_tree(root, CI_CONFIG)
-    missing = root / "eval" / "sparsedoctor" / "cmexam.json"
+    missing = root / "eval" / "sparsedoctor" / "cmexam_xmed.json"
     missing.unlink()
     with pytest.raises(MissingInputError, match=re.escape(str(missing))):
         build_report(CI_CONFIG, root)
     config_path = tmp_path / "ci.yaml"
     config_path.write_text(yaml.safe_dump(CI_CONFIG))
     error = cli_error(report_cli, ["--config", str(config_path), "--results", str(root)])
-    assert "model 'sparsedoctor' on task 'cmexam'" in error
+    assert "model 'sparsedoctor' on task 'cmexam_xmed'" in error
     assert not (root / "tables").exists()
 
 
@@ -510,18 +517,18 @@ def test_missing_training_benchmark_is_an_error_naming_the_file(tmp_path):
 def test_a_result_without_the_task_names_the_file(tmp_path):
     root = tmp_path / "ci"
     write_results_tree(root, CI_CONFIG)
-    path = root / "eval" / "base" / "cmb.json"
+    path = root / "eval" / "base" / "cmb_xmed.json"
     data = json.loads(path.read_text())
-    data["results"] = {"cmexam": data["results"]["cmb"]}
+    data["results"] = {"cmexam_xmed": data["results"]["cmb_xmed"]}
     path.write_text(json.dumps(data))
-    with pytest.raises(ValueError, match=re.escape(f"{path}: no results for task 'cmb'")):
+    with pytest.raises(ValueError, match=re.escape(f"{path}: no results for task 'cmb_xmed'")):
         build_report(CI_CONFIG, root)
 
 
 def test_single_value_sweep_gets_a_note_instead_of_a_plot(tmp_path):
     config = copy.deepcopy(CI_CONFIG)
     config |= {"variants": ["base", "sparsedoctor"], "sweeps": {"num_experts": [4]}}
-    config["evaluation"]["tasks"] = ["cmb", "cmexam", "cmmlu_med", "cmb_gen"]
+    config["evaluation"]["tasks"] = ["cmb_xmed", "cmexam_xmed", "cmmlu_med", "cmb_xmed_gen"]
     root = tmp_path / "single"
     write_results_tree(root, config)
     build_report(config, root, checksums={})
@@ -531,13 +538,16 @@ def test_single_value_sweep_gets_a_note_instead_of_a_plot(tmp_path):
     assert "Only one value (4) in this profile, so there is no sweep table or plot." in report
     assert "No data checksums were supplied" in report
     header = markdown_rows((root / "tables" / "main.md").read_text())[0]
-    assert header == ["Model", "Description", "CMB", "CMExam", "CMMLU-Med", "CMB (gen)", "Average"]
+    assert header == [
+        "Model", "Description", "CMB (XMedBench)", "CMExam (XMedBench)", "CMMLU-Med",
+        "CMB (XMedBench) (gen)", "Average",
+    ]  # fmt: skip
     rows = read_csv(root / "tables" / "main.csv")
     assert (
-        float(rows[0]["cmb_gen_acc"])
-        == json.loads((root / "eval" / "base" / "cmb_gen.json").read_text())["results"]["cmb_gen"][
-            "exact_match,none"
-        ]
+        float(rows[0]["cmb_xmed_gen_acc"])
+        == json.loads((root / "eval" / "base" / "cmb_xmed_gen.json").read_text())["results"][
+            "cmb_xmed_gen"
+        ]["exact_match,none"]
     )
 
 
@@ -546,14 +556,16 @@ def test_protocol_note_names_models_evaluated_differently(tmp_path):
     write_results_tree(root, CI_CONFIG)
     plan = ReportPlan.from_config(CI_CONFIG, root)
     scores = load_scores(plan)
-    scores.loc[(scores.model == "base") & (scores.task == "cmb"), ["n_shot", "n_evaluated"]] = [
+    scores.loc[
+        (scores.model == "base") & (scores.task == "cmb_xmed"), ["n_shot", "n_evaluated"]
+    ] = [
         "5",
         2000,
     ]
     note = protocol_note(plan, scores)
     assert (
-        "CMB: 5-shot, 2,000 of 2,000 questions (base) vs. 0-shot, 4 of 2,000 questions (lora,"
-        in note
+        "CMB (XMedBench): 5-shot, 2,000 of 2,000 questions (base) vs. 0-shot, 4 of 2,000 "
+        "questions (lora," in note
     )
 
 

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -130,8 +131,22 @@ def test_second_run_has_nothing_to_do(ci_run):
 
 
 def test_deleting_one_evaluation_reruns_only_what_depends_on_it(ci_run):
-    (ci_run / "results" / "ci" / "eval" / "lora" / "cmb.json").unlink()
+    (ci_run / "results" / "ci" / "eval" / "lora" / "cmb_xmed.json").unlink()
     run = snakemake(ci_run, "-n")
     assert run.returncode == 0
     assert sorted(planned_rules(run.stdout)) == ["all", "evaluate", "report"], run.stdout
-    assert "wildcards: model=lora, task=cmb" in run.stdout
+    assert "wildcards: model=lora, task=cmb_xmed" in run.stdout
+
+
+def test_snakemake_report_holds_every_table_and_figure(ci_run):
+    report = ci_run / "results" / "ci" / "report.zip"
+    run = snakemake(ci_run, "--report", str(report))
+    assert run.returncode == 0, run.stderr[-3000:]
+    config = yaml.safe_load((ci_run / "config" / "ci.yaml").read_text())
+    plan = ReportPlan.from_config(config, ci_run / "results" / "ci")
+    with zipfile.ZipFile(report) as archive:
+        names = archive.namelist()
+    shown = [f"{name}.png" for name in plan.figure_names()]
+    shown += [f"{name}.csv" for name in plan.table_names()] + ["REPORT.md", "provenance.json"]
+    missing = [file for file in shown if not any(n.endswith(f"/{file}") for n in names)]
+    assert not missing, names

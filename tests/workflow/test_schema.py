@@ -7,7 +7,8 @@ from pathlib import Path
 import yaml
 
 from sdoc_model.base_models.prepare import BASE_MODEL_KINDS
-from sdoc_model.eval.tasks import EVAL_FILES, TASKS
+from sdoc_model.data.sources import DATASETS
+from sdoc_model.eval.tasks import TASKS
 from sdoc_model.method.config import DISPATCH_MODES, SparseDoctorConfig
 from sdoc_model.method.variants import VARIANTS
 from sdoc_model.profile import SWEEP_LABELS
@@ -27,8 +28,8 @@ def test_names_match_the_registries():
     assert PROPERTIES["evaluation"]["properties"]["tasks"]["items"]["enum"] == list(TASKS)
     assert PROPERTIES["base_model"]["properties"]["kind"]["enum"] == list(BASE_MODEL_KINDS)
     assert set(PROPERTIES["sweeps"]["properties"]) == set(SWEEP_LABELS)
-    eval_files = PROPERTIES["data"]["properties"]["eval"]
-    assert eval_files["required"] == list(EVAL_FILES) == list(eval_files["properties"])
+    train = PROPERTIES["data"]["properties"]["train"]["items"]["properties"]
+    assert train["dataset"]["enum"] == list(DATASETS)
 
 
 def test_settings_match_the_config_dataclasses():

@@ -6,9 +6,11 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from sdoc_model.data.sources import dataset
+from sdoc_model.eval.tasks import TASKS as REGISTERED_TASKS
 from sdoc_model.method.config import SparseDoctorConfig
 from sdoc_model.method.variants import variant_config
 from sdoc_model.profile import adapter_config, model_specs
+from sdoc_model.report.plan import ReportPlan
 from sdoc_model.train.config import TrainingConfig
 
 
@@ -41,13 +43,17 @@ PROFILE = config["profile"]
 RESULTS = f"results/{PROFILE}"
 RESOURCES = f"resources/{PROFILE}"
 BASE_MODEL = f"{RESOURCES}/base_model"
-EVAL_DATA = f"{RESOURCES}/data/eval"
-EVAL_FILES = [f"{EVAL_DATA}/{name}.jsonl" for name in config["data"]["eval"]]
-TRAIN_MIXTURE = f"{RESOURCES}/data/train.jsonl"
+# Laid out as sdoc_model.data.prepare expects: the tasks read DATA/normalised/<dataset>.jsonl.
+DATA = f"{RESOURCES}/data"
+TASKS = config["evaluation"]["tasks"]
+EVAL_DATASETS = list(
+    dict.fromkeys(name for task in TASKS for name in REGISTERED_TASKS[task].datasets.values())
+)
+TRAIN_DATASETS = [source["dataset"] for source in config["data"]["train"]]
+TRAIN_MIXTURE = f"{DATA}/train.jsonl"
 MODELS = model_specs(config)
 TRAINING = check_settings(MODELS)
 TRAINED = [name for name, spec in MODELS.items() if spec.trained]
-TASKS = config["evaluation"]["tasks"]
 # Every rule runs in the project's own environment; `--software-deployment-method conda`
 # builds it from this file where the workflow runs without a prepared .venv.
 ENV = "../envs/sdoc.yaml"
@@ -63,12 +69,54 @@ def raw_files(name):
     return [f"resources/raw/{source.path}" for source in dataset(name).sources]
 
 
+def normalised(dataset_name):
+    return f"{DATA}/normalised/{dataset_name}.jsonl"
+
+
+EVAL_FILES = [normalised(name) for name in EVAL_DATASETS]
+
+
 def model_inputs(wildcards):
-    """What evaluating a model reads: the data, and its base model and adapter when it has them."""
+    """What evaluating a model on a task reads: the task's datasets, and the model's base model
+    and adapter when it has them."""
     spec = MODELS[wildcards.model]
-    inputs = {"data": EVAL_FILES}
+    inputs = {"data": [normalised(name) for name in REGISTERED_TASKS[wildcards.task].datasets.values()]}
     if spec.kind != "external":
         inputs["base_model"] = BASE_MODEL
     if spec.trained:
         inputs["model"] = f"{RESULTS}/models/{wildcards.model}"
     return inputs
+
+
+# Snakemake's own report (`snakemake --report report.html`): each table and figure the report
+# rule writes, in a section, with a caption from workflow/report/.
+REPORT_PLAN = ReportPlan.from_config(config, RESULTS)
+
+
+def report_item(name):
+    """(section, caption file) of a table or figure of the report plan."""
+    kind = name.split("_")[0]
+    if name in ("main", "accuracy_vs_params"):
+        return "1. Results", name
+    if kind in ("ablation", "sweep"):
+        return "2. Ablations", kind
+    if name == "training_curves" or name.startswith("expert_utilisation_"):
+        return "3. Training", name if name == "training_curves" else "expert_utilisation"
+    return "4. Efficiency", name
+
+
+def reported_files(folder, names, shown, also):
+    """The files of `names` in `folder`, as the report job writes them; `name.shown` goes into
+    Snakemake's report, `name.also` only beside it."""
+    files = []
+    for name in names:
+        section, caption = report_item(name)
+        # Assigned, not a call at the start of a line, which Snakemake reads as `report:`.
+        shown_file = report(
+            f"{folder}/{name}.{shown}",
+            category=section,
+            caption=f"../report/{caption}.rst",
+            labels={"name": name},
+        )
+        files += [shown_file, *(f"{folder}/{name}.{ext}" for ext in also)]
+    return files

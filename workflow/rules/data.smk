@@ -1,5 +1,7 @@
-# Pinned sources -> verified raw files -> normalised JSONL -> evaluation sets, training mixture
-# and its leakage report. Raw files are shared by every profile; the rest is per profile.
+# Pinned sources -> verified raw files -> normalised JSONL (what the tasks read) -> training
+# mixture and its leakage report. Raw files are shared by every profile; the rest is per
+# profile. The tasks prepare a dataset the same way when they run outside the workflow
+# (sdoc_model.data.prepare).
 
 
 rule download:
@@ -21,9 +23,9 @@ rule normalise:
     input:
         lambda w: raw_files(w.dataset),
     output:
-        f"{RESOURCES}/data/normalised/{{dataset}}.jsonl",
+        normalised("{dataset}"),
         # Lenient mode keeps every rejected row, with its file, row and reason.
-        *([] if config["data"]["strict"] else [f"{RESOURCES}/data/normalised/{{dataset}}.quarantine.jsonl"]),
+        *([] if config["data"]["strict"] else [f"{DATA}/normalised/{{dataset}}.quarantine.jsonl"]),
     params:
         strict=config["data"]["strict"],
     log:
@@ -36,24 +38,9 @@ rule normalise:
         "../scripts/normalise.py"
 
 
-rule evaluation_set:
-    input:
-        lambda w: f"{RESOURCES}/data/normalised/{config['data']['eval'][w.name]}.jsonl",
-    output:
-        f"{EVAL_DATA}/{{name}}.jsonl",
-    log:
-        f"{RESULTS}/logs/evaluation_set/{{name}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/evaluation_set/{{name}}.tsv"
-    conda:
-        ENV
-    shell:
-        "cp {input} {output} 2> {log}"
-
-
 rule training_mixture:
     input:
-        train=[f"{RESOURCES}/data/normalised/{s['dataset']}.jsonl" for s in config["data"]["train"]],
+        train=[normalised(name) for name in TRAIN_DATASETS],
         eval=EVAL_FILES,
     output:
         mixture=TRAIN_MIXTURE,

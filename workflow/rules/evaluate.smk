@@ -12,7 +12,7 @@ rule evaluate:
     params:
         spec=lambda w: MODELS[w.model],
         evaluation=config["evaluation"],
-        data_dir=EVAL_DATA,
+        data_dir=DATA,
         seed=config["seed"],
     log:
         f"{RESULTS}/logs/evaluate/{{model}}-{{task}}.log",

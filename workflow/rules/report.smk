@@ -8,11 +8,23 @@ rule report:
         metrics=expand(f"{RESULTS}/train/{{model}}/metrics.jsonl", model=TRAINED),
         leakage=f"{RESULTS}/data/leakage.json",
     output:
-        report=f"{RESULTS}/REPORT.md",
-        tables=directory(f"{RESULTS}/tables"),
-        figures=directory(f"{RESULTS}/figures"),
+        report=report(
+            f"{RESULTS}/REPORT.md",
+            category="5. Provenance",
+            caption="../report/report_md.rst",
+            labels={"name": "REPORT.md"},
+        ),
+        provenance=report(
+            f"{RESULTS}/provenance.json",
+            category="5. Provenance",
+            caption="../report/provenance.rst",
+            labels={"name": "provenance.json"},
+        ),
+        tables=reported_files(f"{RESULTS}/tables", REPORT_PLAN.table_names(), "csv", ["md", "tex"]),
+        figures=reported_files(f"{RESULTS}/figures", REPORT_PLAN.figure_names(), "png", ["pdf"]),
     params:
         results=lambda wildcards, output: Path(output.report).parent,
+        datasets=[*EVAL_DATASETS, *TRAIN_DATASETS],
     log:
         f"{RESULTS}/logs/report.log",
     benchmark:

@@ -9,7 +9,5 @@ from sdoc_model.report.build import build_report
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 
-data = snakemake.config["data"]
-names = [*data["eval"].values(), *(source["dataset"] for source in data["train"])]
-checksums = {s.path: s.sha256 for name in names for s in dataset(name).sources}
+checksums = {s.path: s.sha256 for name in snakemake.params.datasets for s in dataset(name).sources}
 build_report(snakemake.config, snakemake.params.results, checksums)
