@@ -174,3 +174,27 @@ def test_subject_filter_keeps_one_cmmlu_subject(data_dir):
     )
     assert set(splits["test"]["subject"]) == set(splits["dev"]["subject"]) == {"virology"}
     assert len(splits["dev"]) == 5
+
+
+def test_fresh_clone_runs_the_demo_tasks_with_nothing_prepared(tiny_model, tmp_path, mirror):
+    """No resources/, no SDOC_DATA_DIR: the tasks prepare their data from the mirror into the
+    cache folder, and the stock CLI writes results naming each task's source checksums."""
+    import yaml
+
+    tasks = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["evaluation"]["tasks"]
+    env = {key: value for key, value in os.environ.items() if key != "SDOC_DATA_DIR"}
+    env |= OFFLINE | {"SDOC_MIRROR": str(mirror), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    command = [
+        str(LM_EVAL), "--model", "hf", "--model_args", f"pretrained={tiny_model}",
+        "--include_path", str(TASKS_DIR), "--tasks", ",".join(tasks), "--limit", "2",
+        "--output_path", str(tmp_path / "out"),
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (results_file,) = (tmp_path / "out").rglob("results_*.json")
+    results = json.loads(results_file.read_text())
+    assert set(tasks) <= set(results["results"])
+    for name in ("cmb_xmed", "cmexam_xmed"):
+        assert "sources" in results["configs"][name]["metadata"]
+    assert done.stderr.count("prepared dataset") == 4  # the three test sets and CMMLU's dev
+    assert (tmp_path / "cache" / "sdoc_model" / "normalised" / "cmmlu_med.jsonl").is_file()
