@@ -6,8 +6,9 @@ every later run refuses with "Directory cannot be locked" until `snakemake --unl
 is stale when no process of a Snakemake run works in that directory, which this machine can
 tell (Linux /proc): then `sdoc run` unlocks and goes on, and the jobs the killed run left
 half done rerun (`--rerun-incomplete`; training resumes from its newest checkpoint). While a
-run is still alive it refuses instead, naming its processes. Processes on other machines (a
-cluster's login node) are out of its sight: there, unlock by hand once you know none runs.
+run is still alive it refuses instead, naming its processes. Jobs on other machines (a
+cluster executor's) are out of its sight, so with `--profile` or `--executor` it only says
+how to unlock by hand once you know none runs.
 """
 
 from __future__ import annotations
@@ -25,11 +26,22 @@ class WorkflowRunningError(OSError):
     """Another Snakemake run is alive in the directory: its lock is not stale."""
 
 
+# Arguments that may send jobs to other machines, whose processes /proc cannot show.
+REMOTE_JOBS = ("--profile", "--executor", "-e")
+
+
 def run(args: list[str]) -> None:
     """Clear a stale lock, then replace this process by Snakemake (signals reach it directly)."""
     workdir = working_directory(args)
     if any((workdir / ".snakemake" / "locks").glob("*.lock")):
-        clear_stale_lock(workdir, args)
+        if any(arg.split("=")[0] in REMOTE_JOBS for arg in args):
+            print(
+                f"{workdir} is locked; its jobs may run on other machines, so the lock is kept. "
+                "If no job of the workflow runs anywhere, run `snakemake --unlock` once.",
+                file=sys.stderr,
+            )
+        else:
+            clear_stale_lock(workdir, args)
     if not {"--rerun-incomplete", "--ri"} & set(args):
         args = [*args, "--rerun-incomplete"]
     os.execv(sys.executable, [*SNAKEMAKE, *args])
@@ -55,7 +67,9 @@ def clear_stale_lock(workdir: Path, args: list[str]) -> None:
         "works there); its unfinished jobs rerun",
         file=sys.stderr,
     )
-    subprocess.run([*SNAKEMAKE, *args, "--unlock"], check=True, stdout=subprocess.DEVNULL)
+    unlocked = subprocess.run([*SNAKEMAKE, *args, "--unlock"], capture_output=True, text=True)
+    if unlocked.returncode:
+        raise OSError(f"snakemake --unlock failed in {workdir}: {unlocked.stderr.strip()[-500:]}")
 
 
 def working_directory(args: list[str]) -> Path:
@@ -69,9 +83,10 @@ def working_directory(args: list[str]) -> Path:
 
 
 def run_processes(workdir: Path) -> dict[int, str] | None:
-    """Processes of a Snakemake run in `workdir` on this machine, by PID: Snakemake itself and
-    the job scripts it started (their command lines name `.snakemake/scripts/`), working in
-    `workdir` or below it. None where /proc is not there to ask."""
+    """Processes of a Snakemake run in `workdir` on this machine, by PID: Snakemake itself, the
+    job scripts it started (their command lines name `.snakemake/scripts/`) and training
+    processes they launched, working in `workdir` or below it. None where /proc is not there
+    to ask."""
     if not (PROC / "self" / "cmdline").exists():
         return None
     own = ancestors(os.getpid())
@@ -84,9 +99,18 @@ def run_processes(workdir: Path) -> dict[int, str] | None:
             cwd = Path(os.readlink(entry / "cwd"))
         except OSError:  # ended meanwhile, or another user's
             continue
-        if (cwd == workdir or workdir in cwd.parents) and any("snakemake" in a for a in argv):
+        if (cwd == workdir or workdir in cwd.parents) and any(map(is_workflow_arg, argv)):
             found[int(entry.name)] = " ".join(argv).strip()
     return found
+
+
+def is_workflow_arg(arg: str) -> bool:
+    """Snakemake (`snakemake`, `-m snakemake`), a job script, or a training launcher."""
+    return (
+        Path(arg).name == "snakemake"
+        or "/.snakemake/scripts/" in arg
+        or arg in ("torch.distributed.run", "sdoc_model.train")
+    )
 
 
 def ancestors(pid: int) -> set[int]:

@@ -9,6 +9,8 @@ import pytest
 from sdoc_model.workflow_run import (
     WorkflowRunningError,
     clear_stale_lock,
+    is_workflow_arg,
+    run,
     run_processes,
     working_directory,
 )
@@ -39,3 +41,31 @@ def test_a_live_run_keeps_its_lock(tmp_path):
         job.kill()
         job.wait()
     assert run_processes(tmp_path) == {}
+
+
+def test_a_cluster_run_keeps_its_lock(tmp_path, capsys, monkeypatch):
+    # Jobs of an executor run elsewhere: the lock stays, and exec is never reached.
+    (tmp_path / ".snakemake" / "locks").mkdir(parents=True)
+    (tmp_path / ".snakemake" / "locks" / "0.input.lock").write_text("x")
+    monkeypatch.setattr("os.execv", lambda *args: pytest.fail("exec'd"), raising=True)
+    monkeypatch.setattr(
+        "sdoc_model.workflow_run.clear_stale_lock", lambda *a: pytest.fail("unlocked")
+    )
+    with pytest.raises(pytest.fail.Exception, match="exec'd"):
+        run(["-d", str(tmp_path), "--profile", "workflow/profiles/slurm"])
+    assert "the lock is kept" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "counted"),
+    [
+        (["python", "-m", "snakemake", "--cores", "2"], True),
+        (["/venv/bin/snakemake", "--cores", "2"], True),
+        (["python", "/w/.snakemake/scripts/tmpab.train.py"], True),
+        (["python", "-m", "torch.distributed.run", "-m", "sdoc_model.train"], True),
+        (["tail", "-f", ".snakemake/log/run.snakemake.log"], False),
+        (["vim", "Snakefile"], False),
+    ],
+)
+def test_what_counts_as_a_process_of_the_run(argv, counted):
+    assert any(map(is_workflow_arg, argv)) == counted

@@ -48,6 +48,12 @@ def check_placement(model_dir: Path, device: str) -> dict:
     }
 
 
+def eval_files(data: Path) -> list[Path]:
+    """The normalised datasets in `data`, without the quarantined rows beside them."""
+    files = sorted((data / "normalised").glob("*.jsonl"))
+    return [path for path in files if not path.name.endswith(".quarantine.jsonl")]
+
+
 def scored_tasks(data: Path) -> list[str]:
     """The multiple-choice tasks whose datasets `data` holds normalised."""
     return [
@@ -96,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
 
     run_stage(record, "prepare", lambda: {"model": str(prepare_tiny_model(
-        base, corpus_texts([train_file, *sorted((args.data / "normalised").glob("*.jsonl"))]),
+        base, corpus_texts([train_file, *eval_files(args.data)]),
         vocab_size=8192, shape=args.shape,
     ))})  # fmt: skip
 

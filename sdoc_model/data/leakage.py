@@ -220,11 +220,16 @@ def _require_enough_left(report: dict, kept: int, min_kept: int) -> None:
     matched = ", ".join(
         f"{name}: {s['training_rows_matched']}" for name, s in report["eval_sets"].items()
     )
+    dropped = report["dropped"]["ids"]
+    ids, more = (
+        ", ".join(dropped[:10]),
+        f" and {len(dropped) - 10} more" if len(dropped) > 10 else "",
+    )
     raise ValueError(
         f"{report['training']['path']}: {report['training_rows_leaked']} of its "
         f"{report['training']['rows']} rows match evaluation questions (training rows matched "
         f"per set: {matched}); dropping them would leave {kept}, fewer than the {min_kept} "
-        "needed. Add training data, or keep the matched rows (the leakage report lists them)."
+        f"needed. Add training data, or keep the matched rows (ids: {ids}{more})."
     )
 
 

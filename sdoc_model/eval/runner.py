@@ -20,7 +20,7 @@ from sdoc_model.eval.tasks import TASKS
 from sdoc_model.method.variants import VARIANTS
 from sdoc_model.profile import ModelSpec
 from sdoc_model.utils.atomic import write_text
-from sdoc_model.utils.tensor_files import load_tensors
+from sdoc_model.utils.tensor_files import CorruptFileError, load_tensors
 
 TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks"
 
@@ -49,8 +49,12 @@ def model_args(spec: ModelSpec, base_model_dir: Path, model_dir: Path | None, dt
 
 def check_adapter_files(model_dir: Path) -> None:
     """lm-eval's `peft=` path reads adapter files unchecked: check their sha256 and values first
-    (SparseDoctor's own loader checks them itself)."""
-    for path in sorted(Path(model_dir).glob("*.safetensors")):
+    (SparseDoctor's own loader checks them itself), and refuse pickle-based weight files, which
+    peft would read in place of a missing safetensors file."""
+    model_dir = Path(model_dir)
+    for path in sorted([*model_dir.glob("*.bin"), *model_dir.glob("*.pt")]):
+        raise CorruptFileError(f"{path}: a pickle-based weight file; this project writes none")
+    for path in sorted(model_dir.glob("*.safetensors")):
         load_tensors(path)
 
 

@@ -146,21 +146,22 @@ def verify_manifest(folder: Path) -> None:
     Every process checks every file, so all reach the same verdict."""
     try:
         files = json.loads((folder / MANIFEST).read_text())
+        expected_sizes = {name: int(entry["bytes"]) for name, entry in files.items()}
     except FileNotFoundError:
         raise CorruptFileError(f"{folder}: no {MANIFEST} (written by an older version?)") from None
-    except ValueError as err:
-        raise CorruptFileError(f"{folder / MANIFEST}: not valid JSON ({err})") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        raise CorruptFileError(f"{folder / MANIFEST}: not a valid manifest ({err!r})") from None
     for name, expected in files.items():
         path = folder / name
         if not path.is_file():
             raise CorruptFileError(f"{path}: missing (listed in {MANIFEST})")
-        size = path.stat().st_size
-        if size != expected["bytes"]:
+        size, written = path.stat().st_size, expected_sizes[name]
+        if size != written:
             raise CorruptFileError(
-                f"{path}: {size:,} bytes, {expected['bytes']:,} were written: "
-                f"{'truncated' if size < expected['bytes'] else 'changed'}"
+                f"{path}: {size:,} bytes, {written:,} were written: "
+                f"{'truncated' if size < written else 'changed'}"
             )
-        if _file_sha256(path) != expected["sha256"]:
+        if _file_sha256(path) != expected.get("sha256"):
             raise CorruptFileError(
                 f"{path}: its sha256 differs from {MANIFEST}: changed after it was written"
             )
@@ -178,9 +179,11 @@ def remove_partial_checkpoints(checkpoint_dir: Path) -> None:
 
 
 def set_aside(path: Path) -> Path:
-    """Rename a damaged checkpoint out of the way (`step-N.corrupt`), replacing an older one."""
+    """Rename a damaged checkpoint out of the way (`step-N.corrupt`), for inspection; only the
+    newest one set aside is kept, so damaged copies cannot fill the disk."""
     aside = path.with_name(f"{path.name}.corrupt")
-    shutil.rmtree(aside, ignore_errors=True)
+    for older in path.parent.glob("step-*.corrupt"):
+        shutil.rmtree(older)
     os.replace(path, aside)
     return aside
 

@@ -233,7 +233,15 @@ class Trainer:
             except CorruptFileError as err:
                 skipped.append(path)
                 self.say(f"skipping damaged checkpoint {path.name}: {err}")
-        distributed.barrier(processes)  # every process has read what it needs
+        # Each process checked its own rank file: all must resume from the same step.
+        step = restored[-1]["progress"]["step"] if restored else 0
+        highest = distributed.max_over_processes(step, processes)
+        if -distributed.max_over_processes(-step, processes) != highest:
+            raise CorruptFileError(
+                f"{checkpoint_dir}: the processes found different newest intact checkpoints "
+                f"(this one: step {step}); a rank file is damaged. Delete the damaged "
+                "checkpoint (named above) and rerun."
+            )
         if processes.is_main:
             for path in skipped:
                 set_aside(path)

@@ -104,6 +104,8 @@ def _parse(raw: bytes, path: Path) -> tuple[dict, bytes]:
             (entry["data_offsets"][1] for key, entry in header.items() if key != METADATA),
             default=0,
         )
+        if not isinstance(header.get(METADATA, {}), dict):
+            raise TypeError(METADATA)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError):
         raise CorruptFileError(f"{path}: its header is not valid safetensors JSON") from None
     data = raw[8 + length :]

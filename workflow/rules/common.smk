@@ -5,6 +5,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from sdoc_model.data.normalise import NORMALISED_FORMAT
 from sdoc_model.data.sources import dataset
 from sdoc_model.eval.tasks import TASKS as REGISTERED_TASKS
 from sdoc_model.method.config import SparseDoctorConfig

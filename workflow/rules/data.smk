@@ -28,6 +28,7 @@ rule normalise:
         *([] if config["data"]["strict"] else [f"{DATA}/normalised/{{dataset}}.quarantine.jsonl"]),
     params:
         strict=config["data"]["strict"],
+        format=NORMALISED_FORMAT,
     log:
         f"{RESULTS}/logs/normalise/{{dataset}}.log",
     benchmark:
