@@ -21,7 +21,7 @@ import torch
 from sdoc_model.base_models.prepare import corpus_texts, prepare_tiny_model
 from sdoc_model.base_models.shapes import MODEL_SHAPES, SMOLLM2_135M
 from sdoc_model.data.prepare import normalised_path
-from sdoc_model.eval.runner import evaluate, model_args
+from sdoc_model.eval.runner import evaluate_tasks, model_args
 from sdoc_model.eval.tasks import TASKS
 from sdoc_model.method.variants import SPARSEDOCTOR, TRAINED_VARIANTS
 from sdoc_model.profile import ModelSpec
@@ -129,11 +129,17 @@ def main(argv: list[str] | None = None) -> None:
     sparsedoctor = args.work / "models" / SPARSEDOCTOR
     run_stage(record, "placement_bf16", lambda: check_placement(sparsedoctor, device))
     spec = ModelSpec(SPARSEDOCTOR, "trained", SPARSEDOCTOR)
-    for task in scored_tasks(args.data):
-        run_stage(record, f"evaluate_{task}", lambda task=task: {"results": evaluate(
-            model_args(spec, base, sparsedoctor, "auto"), task, args.data,
-            args.work / "eval" / f"{task}.json", num_fewshot=0, limit=args.limit, batch_size=16,
-        )["results"]})  # fmt: skip
+    outputs = {task: args.work / "eval" / f"{task}.json" for task in scored_tasks(args.data)}
+
+    def evaluation():
+        evaluate_tasks(
+            model_args(spec, base, sparsedoctor, "auto"), outputs, args.data,
+            num_fewshot=dict.fromkeys(outputs, 0), limit=args.limit, batch_size=16,
+        )  # fmt: skip
+        results = [json.loads(path.read_text())["results"] for path in outputs.values()]
+        return {"results": {key: value for result in results for key, value in result.items()}}
+
+    run_stage(record, "evaluate", evaluation)
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cuda_check.json").write_text(json.dumps(record, indent=2, default=str))

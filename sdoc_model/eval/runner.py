@@ -1,8 +1,10 @@
-"""Evaluate one (model, task) pair with lm-eval, exactly as the stock CLI would.
+"""Evaluate a model on a profile's tasks with lm-eval, each task exactly as the stock CLI would.
 
 Every checkpoint the workflow produces loads in the stock ``lm_eval`` CLI, so this module
 only chooses the ``--model_args`` for a model and runs lm-eval's own ``simple_evaluate``
-with this project's tasks. The equivalent shell command is stored with the results.
+with this project's tasks, one task after the other on one loaded model (model loading and
+lm-eval's start-up are paid once per model). Each task's shell command is stored with its
+results, and its per-question records beside them (sdoc_model.eval.records).
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import torch
 
 from sdoc_model.data.download import sha256_file
 from sdoc_model.data.prepare import normalised_path
+from sdoc_model.eval.records import question_records
 from sdoc_model.eval.tasks import TASKS
 from sdoc_model.method.variants import VARIANTS
 from sdoc_model.profile import ModelSpec
 from sdoc_model.utils.atomic import write_text
+from sdoc_model.utils.jsonl import write_jsonl
 from sdoc_model.utils.tensor_files import CorruptFileError, load_tensors
 
 TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks"
@@ -73,44 +77,60 @@ def cli_command(
     return shlex.join(command)
 
 
-def evaluate(
+def evaluate_tasks(
     args: str,
-    task: str,
+    outputs: dict[str, Path],
     data_dir: Path,
-    out_path: Path,
-    num_fewshot: int | None = None,
+    num_fewshot: dict[str, int] | None = None,
     limit: int | None = None,
     batch_size: int | str = 8,
     seed: int = 0,
-) -> dict:
-    """Run one task and write lm-eval's aggregated results JSON to ``out_path`` atomically,
-    with the command that reproduces it and the sha256 of the normalised files it scored."""
+) -> None:
+    """Score every task of `outputs` (task -> result file) with one model load in this
+    process. Each task is its own lm-eval run, exactly as the stock CLI would do it alone, and
+    writes its aggregated results JSON (with the command that reproduces it and the sha256 of
+    the normalised files it scored) and its per-question records beside it."""
     import lm_eval
+    from lm_eval.api.registry import get_model
     from lm_eval.tasks import TaskManager
-    from lm_eval.utils import handle_non_serializable
 
     os.environ["SDOC_DATA_DIR"] = str(Path(data_dir).resolve())
-    results = lm_eval.simple_evaluate(
-        model="hf",
-        model_args=args,
-        tasks=[task],
-        num_fewshot=num_fewshot,
-        limit=limit,
-        batch_size=batch_size,
-        device="cuda" if torch.cuda.is_available() else "cpu",
-        log_samples=False,
-        # Only this project's tasks: indexing lm-eval's thousands of built-in ones costs ~15 s.
-        task_manager=TaskManager(include_path=str(TASKS_DIR), include_defaults=False),
-        random_seed=seed,
-        numpy_random_seed=seed,
-        torch_random_seed=seed,
-        fewshot_random_seed=seed,
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = get_model("hf").create_from_arg_string(
+        args, {"batch_size": batch_size, "max_batch_size": None, "device": device}
     )
-    files = [normalised_path(name, Path(data_dir)) for name in TASKS[task].datasets.values()]
-    results["sdoc"] = {
-        "command": cli_command(args, task, num_fewshot, limit, batch_size),
-        "normalised_sha256": {path.name: sha256_file(path) for path in files},
-    }
+    # Only this project's tasks: indexing lm-eval's thousands of built-in ones costs ~15 s.
+    manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
+    for task, out_path in outputs.items():
+        shots = (num_fewshot or {}).get(task)
+        results = lm_eval.simple_evaluate(
+            model=model, tasks=[task], num_fewshot=shots, limit=limit, log_samples=True,
+            task_manager=manager, random_seed=seed, numpy_random_seed=seed,
+            torch_random_seed=seed, fewshot_random_seed=seed,
+        )  # fmt: skip
+        files = [normalised_path(name, Path(data_dir)) for name in TASKS[task].datasets.values()]
+        results["sdoc"] = {
+            "command": cli_command(args, task, shots, limit, batch_size),
+            "normalised_sha256": {path.name: sha256_file(path) for path in files},
+        }
+        write_results(results, task, Path(out_path))
+
+
+def questions_path(result_path: Path) -> Path:
+    """Where the per-question records of a result file go: `<task>.questions.jsonl` beside it."""
+    return result_path.with_name(f"{result_path.stem}.questions.jsonl")
+
+
+def write_results(results: dict, task: str, out_path: Path) -> None:
+    """lm-eval's aggregated results (its samples left out) and the per-question records."""
+    from lm_eval.utils import handle_non_serializable
+
+    samples = results.pop("samples")
+    records = [
+        record
+        for leaf, leaf_samples in samples.items()
+        for record in question_records(leaf, leaf_samples, TASKS[task].generative)
+    ]
+    write_jsonl(questions_path(out_path), records)
     text = json.dumps(results, indent=2, default=handle_non_serializable, ensure_ascii=False)
     write_text(out_path, text)
-    return results

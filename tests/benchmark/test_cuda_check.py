@@ -24,11 +24,10 @@ def test_every_stage_of_the_check_runs_and_is_recorded(tmp_path):
         "prepare",
         *(f"train_{v}" for v in TRAINED_VARIANTS),
         "placement_bf16",
-        "evaluate_cmb_xmed",
-        "evaluate_cmexam_xmed",
-        "evaluate_cmmlu_med",
+        "evaluate",
     ]
     assert all(record[name]["ok"] for name in stages), {n: record[n].get("error") for n in stages}
     assert record["train_sparsedoctor"]["steps"] == 2
     assert record["placement_bf16"]["logits_dtype"] == "torch.bfloat16"
-    assert "acc,none" in record["evaluate_cmb_xmed"]["results"]["cmb_xmed"]
+    assert "acc,none" in record["evaluate"]["results"]["cmb_xmed"]
+    assert "acc,none" in record["evaluate"]["results"]["cmmlu_med"]

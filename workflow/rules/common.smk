@@ -78,10 +78,10 @@ EVAL_FILES = [normalised(name) for name in EVAL_DATASETS]
 
 
 def model_inputs(wildcards):
-    """What evaluating a model on a task reads: the task's datasets, and the model's base model
-    and adapter when it has them."""
+    """What evaluating a model reads: the datasets of the profile's tasks, and the model's base
+    model and adapter when it has them."""
     spec = MODELS[wildcards.model]
-    inputs = {"data": [normalised(name) for name in REGISTERED_TASKS[wildcards.task].datasets.values()]}
+    inputs = {"data": EVAL_FILES}
     if spec.kind != "external":
         inputs["base_model"] = BASE_MODEL
     if spec.trained:

@@ -1,4 +1,5 @@
-"""Evaluate one (model, task) with lm-eval and this project's tasks."""
+"""Evaluate one model on every task of the profile with lm-eval: one model load, a result file
+and per-question records per task."""
 
 import logging
 import sys
@@ -6,14 +7,13 @@ from pathlib import Path
 
 import torch
 
-from sdoc_model.eval.runner import check_adapter_files, evaluate, model_args
+from sdoc_model.eval.runner import check_adapter_files, evaluate_tasks, model_args
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 torch.set_num_threads(snakemake.threads)
 
 evaluation = snakemake.params.evaluation
-task = snakemake.wildcards.task
 args = model_args(
     snakemake.params.spec,
     Path(snakemake.input.get("base_model", "")),
@@ -23,12 +23,11 @@ args = model_args(
 logging.info("model_args: %s", args)
 if snakemake.input.get("model"):
     check_adapter_files(Path(snakemake.input.model))
-evaluate(
+evaluate_tasks(
     args,
-    task,
+    dict(zip(snakemake.params.tasks, map(Path, snakemake.output.results), strict=True)),
     data_dir=Path(snakemake.params.data_dir),
-    out_path=Path(snakemake.output[0]),
-    num_fewshot=evaluation["num_fewshot"].get(task),
+    num_fewshot=evaluation["num_fewshot"],
     limit=evaluation["limit"],
     batch_size=evaluation["batch_size"],
     seed=snakemake.params.seed,
