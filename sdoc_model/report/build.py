@@ -18,12 +18,14 @@ from sdoc_model.report.inputs import (
     require_inputs,
 )
 from sdoc_model.report.plan import AVERAGE, ReportPlan
+from sdoc_model.report.significance import load_questions, significance_frame
 from sdoc_model.report.tables import (
     Table,
     efficiency_table,
     ladder_table,
     main_table,
     score_columns,
+    significance_table,
     sweep_table,
     wide_scores,
 )
@@ -44,6 +46,9 @@ def build_report(
     summaries = load_training_summaries(plan) if plan.trained_models else None
 
     tables = build_tables(plan, scores, summaries, benchmarks)
+    if "significance" in plan.table_names():
+        frame = significance_frame(plan, load_questions(plan))
+        tables["significance"] = significance_table(plan, frame)
     for table in tables.values():
         table.write(plan.tables_dir)
     with plots.report_style():

@@ -33,6 +33,7 @@ def report_markdown(
         _generated_line(provenance),
         "## Main results",
         tables["main"].markdown(),
+        *_significance_section(tables),
         "## Ablations",
         *_ladder_section(plan, tables),
         *_sweep_sections(plan, tables),
@@ -66,6 +67,20 @@ def _generated_line(provenance: dict) -> str:
 
 def _figure(name: str, caption: str) -> str:
     return f"![{caption}](figures/{name}.png)\n\n*{caption}* ([PDF](figures/{name}.pdf))"
+
+
+def _significance_section(tables: dict[str, Table]) -> list[str]:
+    if "significance" not in tables:
+        return []
+    frame = tables["significance"].data
+    held = frame[frame.p_holm < 0.05]
+    summary = (
+        f"{len(held)} of {len(frame)} differences hold at the 5% level after Holm's correction"
+        + (": " + ", ".join(f"{r.model} vs. {r.baseline} on {r.benchmark} "
+                            f"({r.delta:+.1f} pp)" for r in held.itertuples()) if len(held) else "")
+        + ". Each model was trained once, so the tests treat the questions as the sample."
+    )  # fmt: skip
+    return ["## Paired comparisons", summary, tables["significance"].markdown()]
 
 
 def _ladder_section(plan: ReportPlan, tables: dict[str, Table]) -> list[str]:

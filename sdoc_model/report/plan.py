@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sdoc_model.eval.tasks import AVERAGED_TASKS, TASKS
-from sdoc_model.method.variants import ABLATION_LADDER, FULL_METHOD, VARIANTS
+from sdoc_model.method.variants import ABLATION_LADDER, BASE, FULL_METHOD, LORA, VARIANTS
 from sdoc_model.profile import SWEEP_LABELS, ModelSpec, model_specs, sweep_points
 
 AVERAGE = "average"
@@ -114,6 +114,15 @@ class ReportPlan:
     def eval_json(self, model: str, task: str) -> Path:
         return self.results_dir / "eval" / model / f"{task}.json"
 
+    def questions_jsonl(self, model: str, task: str) -> Path:
+        return self.results_dir / "eval" / model / f"{task}.questions.jsonl"
+
+    @property
+    def significance_baselines(self) -> list[str]:
+        """What every trained model is compared with, question by question: LoRA and the base
+        model, those of them the profile has."""
+        return [model for model in (LORA, BASE) if model in self.specs]
+
     def train_summary(self, model: str) -> Path:
         return self.results_dir / "train" / model / "summary.json"
 
@@ -132,6 +141,11 @@ class ReportPlan:
         inputs = {self.leakage_report: "training/evaluation overlap report of the data rules"}
         inputs |= {
             self.eval_json(model, task): f"lm-eval result of model {model!r} on task {task!r}"
+            for model in self.specs
+            for task in self.tasks
+        }
+        inputs |= {
+            self.questions_jsonl(model, task): f"per-question records of {model!r} on {task!r}"
             for model in self.specs
             for task in self.tasks
         }
@@ -173,6 +187,8 @@ class ReportPlan:
         names += [f"ablation_{sweep.knob}" for sweep in self.sweeps if sweep.varied]
         if self.trained_models:
             names.append("efficiency")
+        if self.trained_models and self.significance_baselines:
+            names.append("significance")
         return names
 
     def figure_names(self) -> list[str]:

@@ -8,15 +8,24 @@ For models A and B and their per-question correctness on the same n questions:
 * the exact McNemar p-value: a two-sided binomial test (scipy.stats.binomtest) of the
   discordant questions (A right and B wrong against the reverse) at p = 1/2, 1 when none;
 * Holm's step-down correction of a table's p-values (family-wise error rate).
+
+The report compares every trained model with LoRA and with the base model this way, from the
+per-question records of the evaluations (`tables/significance.*`). Each model is trained
+once (one seed), so the pairs are the questions: the interval covers the question sample,
+not training noise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
 from scipy.stats import binomtest, bootstrap
+
+from sdoc_model.report.plan import AVERAGE, ReportPlan
+from sdoc_model.utils.jsonl import read_jsonl
 
 RESAMPLES = 10_000
 CONFIDENCE = 0.95
@@ -73,3 +82,46 @@ def holm(p_values: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p_values[index]))
         adjusted[index] = running
     return adjusted
+
+
+COLUMNS = ["model", "baseline", "benchmark", "n", "delta", "ci_low", "ci_high", "p_value", "p_holm"]
+
+
+def load_questions(plan: ReportPlan) -> pd.DataFrame:
+    """Long table of every per-question record: model, task, id, correct."""
+    rows = [
+        (model, task, record["id"], bool(record["correct"]))
+        for model in plan.specs
+        for task in plan.tasks
+        for record in read_jsonl(plan.questions_jsonl(model, task))
+    ]
+    return pd.DataFrame(rows, columns=["model", "task", "id", "correct"])
+
+
+def significance_frame(plan: ReportPlan, questions: pd.DataFrame) -> pd.DataFrame:
+    """Every trained model against each baseline, per task and on the average's tasks pooled
+    (each question weighing the same), with Holm's correction over the whole table."""
+    rows = []
+    for model in plan.trained_models:
+        for baseline in plan.significance_baselines:
+            if model == baseline:
+                continue
+            for benchmark in [*plan.tasks, AVERAGE]:
+                tasks = plan.averaged_tasks if benchmark == AVERAGE else [benchmark]
+                a, b = _paired(questions, model, baseline, tasks)
+                rows.append({"model": model, "baseline": baseline, "benchmark": benchmark}
+                            | asdict(compare(a, b)))  # fmt: skip
+    frame = pd.DataFrame(rows, columns=COLUMNS[:-1])
+    frame["p_holm"] = holm(frame.p_value.tolist())
+    return frame
+
+
+def _paired(
+    questions: pd.DataFrame, model: str, baseline: str, tasks: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both models' correctness on the questions both answered, in one order."""
+    chosen = questions[questions.task.isin(tasks)]
+    mine = chosen[chosen.model == model].set_index(["task", "id"]).correct
+    theirs = chosen[chosen.model == baseline].set_index(["task", "id"]).correct
+    shared = mine.index.intersection(theirs.index)
+    return mine[shared].to_numpy(), theirs[shared].to_numpy()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -32,7 +33,7 @@ from sdoc_model.report.__main__ import main as report_cli
 from sdoc_model.report.inputs import load_scores
 from sdoc_model.report.plan import ReportPlan
 from sdoc_model.report.tables import protocol_note
-from sdoc_model.utils.jsonl import write_jsonl
+from sdoc_model.utils.jsonl import read_jsonl, write_jsonl
 from tests.factories import question, synthetic_data
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,10 +77,9 @@ def write_results_tree(root: Path, config: dict, seed: int = 0, layers: int = TI
     for number, (name, spec) in enumerate(specs.items()):
         skill = 0.25 + 0.5 * number / len(specs)  # later models score a little higher, on average
         for task in config["evaluation"]["tasks"]:
-            write_json(
-                root / "eval" / name / f"{task}.json",
-                lm_eval_results(name, task, config, skill, rng),
-            )
+            results, questions = lm_eval_results(name, task, config, skill, rng)
+            write_json(root / "eval" / name / f"{task}.json", results)
+            write_jsonl(root / "eval" / name / f"{task}.questions.jsonl", questions)
             write_benchmark(root / "benchmarks" / "evaluate" / f"{name}-{task}.tsv", rng)
         if spec.trained:
             adapter = adapter_config(config, spec)
@@ -135,18 +135,25 @@ def _task_metrics(name: str, metric: str, items: list[float]) -> dict:
     }
 
 
-def lm_eval_results(model: str, task: str, config: dict, skill: float, rng) -> dict:
-    """What lm-eval 0.4.13's evaluate() + simple_evaluate() + EvaluationTracker write."""
+def lm_eval_results(
+    model: str, task: str, config: dict, skill: float, rng
+) -> tuple[dict, list[dict]]:
+    """What lm-eval 0.4.13's evaluate() + simple_evaluate() + EvaluationTracker write, and the
+    per-question records of the same answers (question ids shared by every model)."""
     evaluation = config["evaluation"]
     limit, shots = evaluation.get("limit"), evaluation.get("num_fewshot", {}).get(task, 0)
     metric = "exact_match" if task.endswith("_gen") else "acc"
     leaves = CMMLU_MED if task == "cmmlu_med" else {task: TEST_SET_SIZES[task]}
-    results, n_samples = {}, {}
+    results, n_samples, questions = {}, {}, []
     for leaf, size in leaves.items():
         evaluated = min(limit or size, size)
         items = [float(x) for x in rng.random(evaluated) < skill]
         results[leaf] = _task_metrics(leaf, metric, items)
         n_samples[leaf] = {"original": size, "effective": evaluated}
+        questions += [
+            {"id": f"{leaf}-{i}", "task": leaf, "correct": bool(item), "choice": "A"}
+            for i, item in enumerate(items)
+        ]
     output = {"results": results}
     if task == "cmmlu_med":
         values = [results[leaf][f"{metric},none"] for leaf in leaves]
@@ -189,7 +196,7 @@ def lm_eval_results(model: str, task: str, config: dict, skill: float, rng) -> d
         "model_name": f"results/ci/models/{model}",
         "total_evaluation_time_seconds": "12.5",
     }
-    return output
+    return output, questions
 
 
 def write_training(
@@ -292,6 +299,7 @@ def markdown_rows(text: str) -> list[list[str]]:
 
 def test_every_table_and_figure_exists(ci_report):
     tables = ["main", "ablation_variants", "ablation_num_experts", "ablation_top_k", "efficiency"]
+    tables.append("significance")
     moe = [
         "lora_moe_dense",
         "lora_moe",
@@ -367,7 +375,15 @@ def test_tables_state_the_evaluation_protocol(ci_report):
 
 
 @pytest.mark.parametrize(
-    "name", ["main", "ablation_variants", "ablation_num_experts", "ablation_top_k", "efficiency"]
+    "name",
+    [
+        "main",
+        "ablation_variants",
+        "ablation_num_experts",
+        "ablation_top_k",
+        "efficiency",
+        "significance",
+    ],
 )
 def test_latex_tables_are_well_formed_booktabs(ci_report, name):
     tex = (ci_report / "tables" / f"{name}.tex").read_text()
@@ -383,7 +399,7 @@ def test_latex_tables_are_well_formed_booktabs(ci_report, name):
     for row in rows:
         assert row.endswith("\\\\") and row.count("&") - row.count("\\&") == len(spec) - 1, row
     assert all("_" not in row.replace("\\_", "") for row in rows)  # every underscore escaped
-    if name != "efficiency":
+    if name not in ("efficiency", "significance"):  # these bold nothing, or only what holds
         assert "\\textbf{" in tex
 
 
@@ -576,3 +592,44 @@ def test_checksums_file_must_map_files_to_digests(tmp_path):
     assert load_checksums(good) == {"raw/cmb.json": "ab" * 32}
     with pytest.raises(ValueError, match="bad.json: expected a JSON object"):
         load_checksums(bad)
+
+
+def test_significance_table_recomputes_by_hand_from_the_records(ci_report):
+    rows = read_csv(ci_report / "tables" / "significance.csv")
+    assert list(rows[0]) == [
+        "model", "baseline", "benchmark", "n", "delta", "ci_low", "ci_high", "p_value", "p_holm",
+    ]  # fmt: skip
+    trained = [name for name, spec in model_specs(CI_CONFIG).items() if spec.trained]
+    tasks = CI_CONFIG["evaluation"]["tasks"]
+    pairs = {(r["model"], r["baseline"], r["benchmark"]) for r in rows}
+    assert pairs == {
+        (model, baseline, benchmark)
+        for model in trained
+        for baseline in ("lora", "base")
+        if model != baseline
+        for benchmark in [*tasks, "average"]
+    }
+    for row in rows:
+        chosen = tasks if row["benchmark"] == "average" else [row["benchmark"]]
+        mine, theirs = (
+            {
+                (task, r["id"]): r["correct"]
+                for task in chosen
+                for r in read_jsonl(ci_report / "eval" / model / f"{task}.questions.jsonl")
+            }
+            for model in (row["model"], row["baseline"])
+        )
+        a = [mine[key] for key in mine]
+        b = [theirs[key] for key in mine]
+        assert int(row["n"]) == len(a)
+        assert float(row["delta"]) == pytest.approx(100 * (sum(a) - sum(b)) / len(a))
+        only_a = sum(x and not y for x, y in zip(a, b, strict=True))
+        only_b = sum(y and not x for x, y in zip(a, b, strict=True))
+        discordant = only_a + only_b
+        tail = sum(math.comb(discordant, k) for k in range(max(only_a, only_b), discordant + 1))
+        by_hand = min(1.0, 2 * tail / 2**discordant) if discordant else 1.0
+        assert float(row["p_value"]) == pytest.approx(by_hand)
+        assert float(row["ci_low"]) <= float(row["delta"]) <= float(row["ci_high"])
+        assert float(row["p_holm"]) >= float(row["p_value"])
+    report = (ci_report / "REPORT.md").read_text()
+    assert "## Paired comparisons" in report and "after Holm's correction" in report

@@ -97,7 +97,7 @@ REPORT_PLAN = ReportPlan.from_config(config, RESULTS)
 def report_item(name):
     """(section, caption file) of a table or figure of the report plan."""
     kind = name.split("_")[0]
-    if name in ("main", "accuracy_vs_params"):
+    if name in ("main", "accuracy_vs_params", "significance"):
         return "1. Results", name
     if kind in ("ablation", "sweep"):
         return "2. Ablations", kind

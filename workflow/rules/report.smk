@@ -1,9 +1,13 @@
-# Tables, figures and REPORT.md from every evaluation and training run of the profile.
+# Tables, figures and REPORT.md from every evaluation (with its per-question records, for the
+# paired comparisons) and training run of the profile.
 
 
 rule report:
     input:
         evals=expand(f"{RESULTS}/eval/{{model}}/{{task}}.json", model=MODELS, task=TASKS),
+        questions=expand(
+            f"{RESULTS}/eval/{{model}}/{{task}}.questions.jsonl", model=MODELS, task=TASKS
+        ),
         summaries=expand(f"{RESULTS}/train/{{model}}/summary.json", model=TRAINED),
         metrics=expand(f"{RESULTS}/train/{{model}}/metrics.jsonl", model=TRAINED),
         leakage=f"{RESULTS}/data/leakage.json",
