@@ -18,14 +18,17 @@ from sdoc_model.report.inputs import (
     require_inputs,
 )
 from sdoc_model.report.plan import AVERAGE, ReportPlan
-from sdoc_model.report.significance import load_questions, significance_frame
+from sdoc_model.report.significance import (
+    load_questions,
+    significance_frame,
+    significance_table,
+)
 from sdoc_model.report.tables import (
     Table,
     efficiency_table,
     ladder_table,
     main_table,
     score_columns,
-    significance_table,
     sweep_table,
     wide_scores,
 )
@@ -45,10 +48,10 @@ def build_report(
     benchmarks = load_benchmarks(plan.results_dir)
     summaries = load_training_summaries(plan) if plan.trained_models else None
 
-    tables = build_tables(plan, scores, summaries, benchmarks)
+    significance = None
     if "significance" in plan.table_names():
-        frame = significance_frame(plan, load_questions(plan))
-        tables["significance"] = significance_table(plan, frame)
+        significance = significance_frame(plan, load_questions(plan))
+    tables = build_tables(plan, scores, summaries, benchmarks, significance)
     for table in tables.values():
         table.write(plan.tables_dir)
     with plots.report_style():
@@ -63,9 +66,15 @@ def build_report(
 
 
 def build_tables(
-    plan: ReportPlan, scores: pd.DataFrame, summaries: pd.DataFrame | None, benchmarks: pd.DataFrame
+    plan: ReportPlan,
+    scores: pd.DataFrame,
+    summaries: pd.DataFrame | None,
+    benchmarks: pd.DataFrame,
+    significance: pd.DataFrame | None = None,
 ) -> dict[str, Table]:
-    tables = [main_table(plan, scores)]
+    tables = [main_table(plan, scores, significance)]
+    if significance is not None:
+        tables.append(significance_table(plan, significance))
     if plan.ladder:
         tables.append(ladder_table(plan, scores))
     tables += [sweep_table(plan, sweep, scores) for sweep in plan.sweeps if sweep.varied]

@@ -24,7 +24,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest, bootstrap
 
+from sdoc_model.eval.tasks import TASKS
 from sdoc_model.report.plan import AVERAGE, ReportPlan
+from sdoc_model.report.tables import MINUS, Table, delta_text
 from sdoc_model.utils.jsonl import read_jsonl
 
 RESAMPLES = 10_000
@@ -125,3 +127,42 @@ def _paired(
     theirs = chosen[chosen.model == baseline].set_index(["task", "id"]).correct
     shared = mine.index.intersection(theirs.index)
     return mine[shared].to_numpy(), theirs[shared].to_numpy()
+
+
+def significance_table(plan: ReportPlan, frame: pd.DataFrame) -> Table:
+    """Paired comparisons (sdoc_model.report.significance), one row per model, baseline and
+    benchmark; the CSV keeps every number unrounded."""
+    labels = {**{task: TASKS[task].label for task in plan.tasks}, AVERAGE: "Average (pooled)"}
+    cells = pd.DataFrame(
+        {
+            "Baseline": frame.baseline.to_list(),
+            "Benchmark": [labels[name] for name in frame.benchmark],
+            "n": [f"{n:,}" for n in frame.n],
+            "Δ (pp)": [delta_text(d / 100) for d in frame.delta],
+            "95% CI (pp)": [
+                f"[{low:+.1f}, {high:+.1f}]".replace("-", MINUS)
+                for low, high in zip(frame.ci_low, frame.ci_high, strict=True)
+            ],
+            "p": [f"{p:.3g}" for p in frame.p_value],
+            "p (Holm)": [f"{p:.3g}" for p in frame.p_holm],
+        },
+        index=pd.Index(frame.model.to_list(), name="Model"),
+    )
+    note = (
+        "Paired comparisons on the same questions: Δ is the accuracy difference in percentage "
+        "points, the interval a paired bootstrap (10,000 resamples, fixed seed), p the exact "
+        "McNemar test (two-sided binomial test of the discordant questions), p (Holm) the "
+        "Holm-corrected p over this whole table (bold: below 0.05). The average pools the "
+        "averaged tasks' questions, so each question weighs the same."
+    )
+    held = pd.DataFrame(False, cells.index, cells.columns)
+    held["p (Holm)"] = (frame.p_holm < 0.05).to_numpy()  # bold: holds after the correction
+    return Table(
+        "significance",
+        "Paired comparisons",
+        frame,
+        cells,
+        note,
+        held,
+        text_columns=("Baseline", "Benchmark"),
+    )

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from sdoc_model.eval.tasks import TASKS
-from sdoc_model.method.variants import FULL_METHOD, VARIANTS
+from sdoc_model.method.variants import FULL_METHOD, LORA, VARIANTS
 from sdoc_model.report.plan import (
     AVERAGE,
     TRAIN_RULE,
@@ -19,6 +19,7 @@ from sdoc_model.report.plan import (
 )
 
 MINUS = "\u2212"
+DAGGER = "\u2020"
 
 
 @dataclass
@@ -253,11 +254,17 @@ def _description(plan: ReportPlan, model: str) -> str:
     return spec.model_id if spec.kind == "external" else VARIANTS[model].description
 
 
-def main_table(plan: ReportPlan, scores: pd.DataFrame) -> Table:
+def main_table(
+    plan: ReportPlan, scores: pd.DataFrame, significance: pd.DataFrame | None = None
+) -> Table:
     models = plan.main_models
     wide = wide_scores(plan, scores, models)
     wide.insert(1, "description", [_description(plan, model) for model in models])
     cells, bold = accuracy_cells(plan, wide, models)
+    detail = ""
+    if significance is not None and LORA in plan.significance_baselines:
+        mark_lora_differences(cells, significance)
+        detail = f" {DAGGER}: differs from LoRA after Holm's correction (table significance)."
     cells.insert(0, "Description", wide.description.to_list())
     bold.insert(0, "Description", False)
     return Table(
@@ -265,10 +272,19 @@ def main_table(plan: ReportPlan, scores: pd.DataFrame) -> Table:
         "Main results",
         wide,
         cells,
-        _caption(plan, scores, models),
+        _caption(plan, scores, models, detail),
         bold,
         text_columns=("Description",),
     )
+
+
+def mark_lora_differences(cells: pd.DataFrame, significance: pd.DataFrame) -> None:
+    """Append a dagger to each cell whose difference to LoRA holds after Holm's correction."""
+    labels = {**{task: TASKS[task].label for task in TASKS}, AVERAGE: "Average"}
+    held = significance[(significance.baseline == LORA) & (significance.p_holm < 0.05)]
+    for row in held.itertuples():
+        if row.model in cells.index and labels[row.benchmark] in cells.columns:
+            cells.loc[row.model, labels[row.benchmark]] += f" {DAGGER}"
 
 
 def ladder_table(plan: ReportPlan, scores: pd.DataFrame) -> Table:
@@ -351,43 +367,4 @@ def efficiency_table(plan: ReportPlan, summaries: pd.DataFrame, benchmarks: pd.D
         cells,
         note,
         text_columns=("Device",),
-    )
-
-
-def significance_table(plan: ReportPlan, frame: pd.DataFrame) -> Table:
-    """Paired comparisons (sdoc_model.report.significance), one row per model, baseline and
-    benchmark; the CSV keeps every number unrounded."""
-    labels = {**{task: TASKS[task].label for task in plan.tasks}, AVERAGE: "Average (pooled)"}
-    cells = pd.DataFrame(
-        {
-            "Baseline": frame.baseline.to_list(),
-            "Benchmark": [labels[name] for name in frame.benchmark],
-            "n": [f"{n:,}" for n in frame.n],
-            "Δ (pp)": [delta_text(d / 100) for d in frame.delta],
-            "95% CI (pp)": [
-                f"[{low:+.1f}, {high:+.1f}]".replace("-", MINUS)
-                for low, high in zip(frame.ci_low, frame.ci_high, strict=True)
-            ],
-            "p": [f"{p:.3g}" for p in frame.p_value],
-            "p (Holm)": [f"{p:.3g}" for p in frame.p_holm],
-        },
-        index=pd.Index(frame.model.to_list(), name="Model"),
-    )
-    note = (
-        "Paired comparisons on the same questions: Δ is the accuracy difference in percentage "
-        "points, the interval a paired bootstrap (10,000 resamples, fixed seed), p the exact "
-        "McNemar test (two-sided binomial test of the discordant questions), p (Holm) the "
-        "Holm-corrected p over this whole table (bold: below 0.05). The average pools the "
-        "averaged tasks' questions, so each question weighs the same."
-    )
-    held = pd.DataFrame(False, cells.index, cells.columns)
-    held["p (Holm)"] = (frame.p_holm < 0.05).to_numpy()  # bold: holds after the correction
-    return Table(
-        "significance",
-        "Paired comparisons",
-        frame,
-        cells,
-        note,
-        held,
-        text_columns=("Baseline", "Benchmark"),
     )

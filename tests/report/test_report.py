@@ -633,3 +633,26 @@ def test_significance_table_recomputes_by_hand_from_the_records(ci_report):
         assert float(row["p_holm"]) >= float(row["p_value"])
     report = (ci_report / "REPORT.md").read_text()
     assert "## Paired comparisons" in report and "after Holm's correction" in report
+
+
+def test_main_table_marks_differences_to_lora_that_hold(ci_report):
+    held = {
+        (row["model"], row["benchmark"])
+        for row in read_csv(ci_report / "tables" / "significance.csv")
+        if row["baseline"] == "lora" and float(row["p_holm"]) < 0.05
+    }
+    header, *rows = markdown_rows((ci_report / "tables" / "main.md").read_text())
+    columns = {"CMB (XMedBench)": "cmb_xmed", "CMExam (XMedBench)": "cmexam_xmed"}
+    columns |= {"CMMLU-Med": "cmmlu_med", "Average": "average"}
+    marked = {
+        (row[0], columns[name])
+        for row in rows
+        for name, cell in zip(header, row, strict=True)
+        if "\u2020" in cell
+    }
+    assert marked == {pair for pair in held if pair[0] in {row[0] for row in rows}}
+    assert held, "the synthetic results should hold at least one difference to LoRA"
+    assert (
+        "\u2020: differs from LoRA after Holm's correction"
+        in (ci_report / "tables" / "main.md").read_text()
+    )
