@@ -163,14 +163,23 @@ def read_cmmlu_csv(path: Path) -> Iterator[Parsed]:
 _CMB_QUESTION_TYPES = {"单项选择题": "single", "多项选择题": "multi"}
 
 
-def load_cmb_answer_key(path: str | os.PathLike) -> dict[object, dict]:
+# What a question and its answer-key entry must agree on, besides the id that joins them.
+_CMB_JOINED = ("exam_type", "exam_class", "exam_subject", "question_type")
+
+
+def _cmb_id(value) -> str:
+    """An official CMB id as text: the key writes integers, other copies may write strings."""
+    return str(value).strip()
+
+
+def load_cmb_answer_key(path: str | os.PathLike) -> dict[str, dict]:
     with open(path, encoding="utf-8") as handle:
         entries = json.load(handle)
-    key: dict[object, dict] = {}
+    key: dict[str, dict] = {}
     for entry in entries:
-        if entry["id"] in key:
+        if _cmb_id(entry["id"]) in key:
             raise ValueError(f"{path}: id {entry['id']!r} appears twice in the answer key")
-        key[entry["id"]] = entry
+        key[_cmb_id(entry["id"])] = entry
     return key
 
 
@@ -180,17 +189,19 @@ def _cmb_answer(raw: dict, answer_key: dict | None) -> str:
         return own
     if raw.get("id") is None:
         raise RowError("no id to look up in the answer key")
-    entry = answer_key.get(raw["id"])
+    entry = answer_key.get(_cmb_id(raw["id"]))
     if entry is None:
         raise RowError(f"id {raw['id']!r} is not in the answer key")
     keyed = _letters(entry.get("answer"))
     if own and own != keyed:
         raise RowError(f"answer {own!r} disagrees with the answer key's {keyed!r}")
-    if entry.get("question_type") != raw.get("question_type"):
-        raise RowError(
-            f"question_type {raw.get('question_type')!r} disagrees with the key's "
-            f"{entry.get('question_type')!r}"
-        )
+    differ = [
+        f"{field} {raw.get(field)!r} (key: {entry.get(field)!r})"
+        for field in _CMB_JOINED
+        if _text(raw.get(field)) != _text(entry.get(field))
+    ]
+    if differ:
+        raise RowError(f"id {raw['id']!r} disagrees with its answer key entry: {', '.join(differ)}")
     return keyed
 
 
@@ -210,6 +221,7 @@ def _cmb_fields(raw, answer_key: dict | None) -> dict:
         "question_type": _CMB_QUESTION_TYPES[declared],
         "subject": _text(raw.get("exam_subject")) or None,
         "explanation": _text(raw.get("explanation")) or None,
+        "source_id": None if raw.get("id") is None else _cmb_id(raw["id"]),
     }
 
 
@@ -218,7 +230,21 @@ def read_cmb_exam_json(path: Path, answer_key: dict | None = None) -> Iterator[P
         items = json.load(handle)
     if not isinstance(items, list):
         raise ValueError(f"{path}: expected a JSON array of questions")
+    if answer_key is not None:
+        _require_unique_ids(path, items)
     return _parse_each(enumerate(items, start=1), partial(_cmb_fields, answer_key=answer_key))
+
+
+def _require_unique_ids(path: Path, items: list) -> None:
+    """Joined by id, a question file must name each question once (as its key must)."""
+    rows: dict[str, int] = {}
+    for row, item in enumerate(items, start=1):
+        if isinstance(item, dict) and item.get("id") is not None:
+            earlier = rows.setdefault(_cmb_id(item["id"]), row)
+            if earlier != row:
+                raise ValueError(
+                    f"{path}: question id {item['id']!r} appears twice (rows {earlier} and {row})"
+                )
 
 
 # --- CMExam: official CSV and the xlsx copy of its validation split ------------------------
@@ -308,7 +334,8 @@ def _record(name: str, spec: DatasetSpec, source: Source, path: Path, parsed: Pa
         "question_type": fields.get("question_type") or ("multi" if len(answer) > 1 else "single"),
         "subject": fields.get("subject"),
         "explanation": fields.get("explanation"),
-        "source": {"url": source.url, "row": parsed.row},
+        "source": {"url": source.url, "row": parsed.row}
+        | ({"id": fields["source_id"]} if fields.get("source_id") else {}),
     }
 
 

@@ -2,7 +2,8 @@
 
     {"id": str, "benchmark": str, "split": str, "question": str,
      "options": {"A": str, ...}, "answer": "C" or "ABD", "question_type": "single"|"multi",
-     "subject": str|null, "explanation": str|null, "source": {"url": str, "row": int}}
+     "subject": str|null, "explanation": str|null,
+     "source": {"url": str, "row": int} (plus "id": the official id, where the source has one)}
 
 Rows are numbered from 1 as data rows: a JSONL line, a JSON array element, or a CSV/xlsx row
 not counting the header. `source.row` and every error message use that convention.

@@ -119,41 +119,79 @@ def _write_cmb_questions(path: Path, questions: list[dict]) -> None:
     path.write_text(json.dumps(questions, ensure_ascii=False, indent=4), encoding="utf-8")
 
 
-def _cmb_question(id_, question_type, question="患者，男，45岁。最可能的诊断是"):
-    return {
-        "id": id_,
-        "exam_type": "医师考试",
-        "exam_class": "规培结业",
-        "exam_subject": "眼科",
-        "question": question,
-        "answer": "",
-        "question_type": question_type,
-        "option": {"A": "甲", "B": "乙", "C": "丙", "D": "丁", "E": "戊"},
-    }
+def _cmb_question(key_entry: dict, question="患者，男，45岁。最可能的诊断是", **fields):
+    """A question of the official file: its exam fields as its answer-key entry has them."""
+    joined = ("id", "exam_type", "exam_class", "exam_subject", "question_type")
+    return (
+        {key: key_entry[key] for key in joined}
+        | {
+            "question": question,
+            "answer": "",
+            "option": {"A": "甲", "B": "乙", "C": "丙", "D": "丁", "E": "戊"},
+        }
+        | fields
+    )
 
 
-def test_cmb_exam_test_joins_the_official_answer_key(raw_dir, tmp_path):
-    # Ids 1 and 5 are real entries of the official key: "D" (单项) and "ABCDE" (多项).
+@pytest.fixture
+def cmb_key(raw_dir, tmp_path) -> dict:
+    """A verified local copy of the official answer key, and its entries by id."""
+    fetch(CMB_TEST_ANSWER_KEY, tmp_path, raw_dir)
+    entries = json.loads((tmp_path / CMB_TEST_ANSWER_KEY.path).read_text(encoding="utf-8"))
+    return {entry["id"]: entry for entry in entries}
+
+
+def test_cmb_exam_test_joins_the_official_answer_key(cmb_key, tmp_path):
+    # Ids 1 and 5 are real entries of the official key: "D" (单项) and "ABCDE" (多项); the
+    # second is written as a string, as some copies do.
     _write_cmb_questions(
         tmp_path / CMB_EXAM_TEST.path,
-        [_cmb_question(1, "单项选择题"), _cmb_question(5, "多项选择题")],
+        [_cmb_question(cmb_key[1]), _cmb_question(cmb_key[5], id="5")],
     )
-    fetch(CMB_TEST_ANSWER_KEY, tmp_path, raw_dir)  # a local copy of the key, verified
     out = tmp_path / "cmb_exam_test.jsonl"
     report = normalise_dataset("cmb_exam_test", tmp_path, out)
     first, second = load_records(out)
     assert (report.rows, report.single, report.multi) == (2, 1, 1)
-    assert (first["answer"], first["question_type"], first["subject"]) == ("D", "single", "眼科")
+    assert (first["answer"], first["question_type"]) == ("D", "single")
+    assert first["subject"] == cmb_key[1]["exam_subject"]
     assert (second["answer"], second["question_type"]) == ("ABCDE", "multi")
     assert first["id"] == "cmb-exam-test-000001" and first["source"]["url"] == CMB_EXAM_TEST.url
+    assert (first["source"]["id"], second["source"]["id"]) == ("1", "5")  # the official ids
 
 
-def test_cmb_exam_question_missing_from_the_key_is_reported(raw_dir, tmp_path):
+@pytest.mark.parametrize("field", ["exam_type", "exam_class", "exam_subject", "question_type"])
+def test_cmb_exam_question_disagreeing_with_its_key_entry_is_rejected_by_row(
+    cmb_key, tmp_path, field
+):
+    question_file = tmp_path / CMB_EXAM_TEST.path
+    wrong = "多项选择题" if field == "question_type" else "其他"
+    _write_cmb_questions(
+        question_file, [_cmb_question(cmb_key[1]), _cmb_question(cmb_key[2], **{field: wrong})]
+    )
+    out = tmp_path / "cmb_exam_test.jsonl"
+    with pytest.raises(
+        SchemaError,
+        match=rf"{question_file}:2: id 2 disagrees with its answer key entry: {field} '{wrong}'",
+    ):
+        normalise_dataset("cmb_exam_test", tmp_path, out)
+    report = normalise_dataset("cmb_exam_test", tmp_path, out, strict=False)
+    assert (report.rows, report.quarantined) == (1, 1)
+
+
+def test_cmb_exam_duplicated_question_id_is_an_error(cmb_key, tmp_path):
     question_file = tmp_path / CMB_EXAM_TEST.path
     _write_cmb_questions(
-        question_file, [_cmb_question(1, "单项选择题"), _cmb_question(999999, "单项选择题")]
+        question_file, [_cmb_question(cmb_key[1]), _cmb_question(cmb_key[1], id="1")]
     )
-    fetch(CMB_TEST_ANSWER_KEY, tmp_path, raw_dir)
+    with pytest.raises(ValueError, match=r"question id '1' appears twice \(rows 1 and 2\)"):
+        normalise_dataset("cmb_exam_test", tmp_path, tmp_path / "out.jsonl", strict=False)
+
+
+def test_cmb_exam_question_missing_from_the_key_is_reported(cmb_key, tmp_path):
+    question_file = tmp_path / CMB_EXAM_TEST.path
+    _write_cmb_questions(
+        question_file, [_cmb_question(cmb_key[1]), _cmb_question(cmb_key[1], id=999999)]
+    )
     out = tmp_path / "cmb_exam_test.jsonl"
     with pytest.raises(SchemaError, match=f"{question_file}:2: id 999999 is not in the answer key"):
         normalise_dataset("cmb_exam_test", tmp_path, out)
