@@ -103,10 +103,12 @@ def evaluate_tasks(
     manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
     for task, out_path in outputs.items():
         shots = (num_fewshot or {}).get(task)
+        # model_args, batch_size and device only go into lm-eval's record: the model is built.
         results = lm_eval.simple_evaluate(
-            model=model, tasks=[task], num_fewshot=shots, limit=limit, log_samples=True,
-            task_manager=manager, random_seed=seed, numpy_random_seed=seed,
-            torch_random_seed=seed, fewshot_random_seed=seed,
+            model=model, model_args=args, tasks=[task], num_fewshot=shots, limit=limit,
+            batch_size=batch_size, device=device, log_samples=True, task_manager=manager,
+            random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
+            fewshot_random_seed=seed,
         )  # fmt: skip
         files = [normalised_path(name, Path(data_dir)) for name in TASKS[task].datasets.values()]
         results["sdoc"] = {

@@ -57,6 +57,7 @@ def compare(a: Sequence[bool], b: Sequence[bool]) -> Comparison:
         interval = bootstrap(
             (a, b), _mean_difference, paired=True, vectorized=True, n_resamples=RESAMPLES,
             confidence_level=CONFIDENCE, method="percentile", rng=np.random.default_rng(SEED),
+            batch=1000,  # resamples at a time: memory stays small on the full test sets
         ).confidence_interval  # fmt: skip
         low, high = 100 * interval.low, 100 * interval.high
     return Comparison(len(a), delta, float(low), float(high), mcnemar_exact(a, b))
@@ -108,7 +109,7 @@ def significance_frame(plan: ReportPlan, questions: pd.DataFrame) -> pd.DataFram
         for baseline in plan.significance_baselines:
             if model == baseline:
                 continue
-            for benchmark in [*plan.tasks, AVERAGE]:
+            for benchmark in [*plan.tasks, *([AVERAGE] if plan.averaged_tasks else [])]:
                 tasks = plan.averaged_tasks if benchmark == AVERAGE else [benchmark]
                 a, b = _paired(questions, model, baseline, tasks)
                 rows.append({"model": model, "baseline": baseline, "benchmark": benchmark}
@@ -121,12 +122,18 @@ def significance_frame(plan: ReportPlan, questions: pd.DataFrame) -> pd.DataFram
 def _paired(
     questions: pd.DataFrame, model: str, baseline: str, tasks: list[str]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Both models' correctness on the questions both answered, in one order."""
+    """Both models' correctness on the same questions, in one order; ValueError when they were
+    not scored on the same questions (a stale or truncated record file)."""
     chosen = questions[questions.task.isin(tasks)]
     mine = chosen[chosen.model == model].set_index(["task", "id"]).correct
     theirs = chosen[chosen.model == baseline].set_index(["task", "id"]).correct
-    shared = mine.index.intersection(theirs.index)
-    return mine[shared].to_numpy(), theirs[shared].to_numpy()
+    if set(mine.index) != set(theirs.index):
+        only = len(set(mine.index) ^ set(theirs.index))
+        raise ValueError(
+            f"{model} and {baseline} were not scored on the same questions of {', '.join(tasks)} "
+            f"({only} question(s) in one record file only): rerun their evaluations"
+        )
+    return mine.to_numpy(), theirs[mine.index].to_numpy()
 
 
 def significance_table(plan: ReportPlan, frame: pd.DataFrame) -> Table:

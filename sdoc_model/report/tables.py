@@ -117,6 +117,7 @@ _LATEX_SPECIALS = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    DAGGER: r"\dag{}",
     "\u00b1": r"$\pm$",
     MINUS: r"$-$",
     "\u0394": r"$\Delta$",
@@ -279,12 +280,13 @@ def main_table(
 
 
 def mark_lora_differences(cells: pd.DataFrame, significance: pd.DataFrame) -> None:
-    """Append a dagger to each cell whose difference to LoRA holds after Holm's correction."""
-    labels = {**{task: TASKS[task].label for task in TASKS}, AVERAGE: "Average"}
+    """Append a dagger to each task cell whose difference to LoRA holds after Holm's
+    correction. Not the average: the table's is a mean over tasks, the test's pools questions."""
     held = significance[(significance.baseline == LORA) & (significance.p_holm < 0.05)]
-    for row in held.itertuples():
-        if row.model in cells.index and labels[row.benchmark] in cells.columns:
-            cells.loc[row.model, labels[row.benchmark]] += f" {DAGGER}"
+    for row in held[held.benchmark != AVERAGE].itertuples():
+        label = TASKS[row.benchmark].label
+        if row.model in cells.index and label in cells.columns:
+            cells.loc[row.model, label] += f" {DAGGER}"
 
 
 def ladder_table(plan: ReportPlan, scores: pd.DataFrame) -> Table:

@@ -56,3 +56,26 @@ def test_every_question_has_a_record(tiny_model_dir, data, tmp_path):
     assert all(isinstance(r["scores"], str) for r in questions["cmexam_xmed_gen"])
     accuracy = json.loads(outputs["cmb_xmed"].read_text())["results"]["cmb_xmed"]["acc,none"]
     assert accuracy == sum(r["correct"] for r in questions["cmb_xmed"]) / 3
+
+
+def test_records_equal_a_stock_single_task_run(tiny_model_dir, data, tmp_path):
+    """The per-model job against lm-eval building its own model for one task, as the CLI does."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from sdoc_model.eval.runner import TASKS_DIR
+
+    outputs = run(tiny_model_dir, data, tmp_path, TASKS)
+    stock = lm_eval.simple_evaluate(
+        model="hf", model_args=f"pretrained={tiny_model_dir}", tasks=["cmexam_xmed"],
+        batch_size=4, device="cpu", log_samples=True,
+        task_manager=TaskManager(include_path=str(TASKS_DIR), include_defaults=False),
+    )  # fmt: skip
+    expected = [
+        [float(loglikelihood) for loglikelihood, _ in sample["filtered_resps"]]
+        for sample in stock["samples"]["cmexam_xmed"]
+    ]
+    records = read_jsonl(questions_path(outputs["cmexam_xmed"]))
+    assert [r["scores"] for r in records] == expected
+    recorded = json.loads(outputs["cmexam_xmed"].read_text())["config"]
+    assert recorded["model_args"] == f"pretrained={tiny_model_dir}"

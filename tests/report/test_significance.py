@@ -55,3 +55,16 @@ def test_mcnemar_agrees_with_the_binomial_distribution_one_sided_doubled():
 def test_unpaired_vectors_are_refused():
     with pytest.raises(ValueError, match="two equal, non-empty vectors"):
         compare([True, False], [True])
+
+
+def test_records_of_different_questions_are_not_paired():
+    import pandas as pd
+
+    from sdoc_model.report.significance import _paired
+
+    questions = pd.DataFrame(
+        [("a", "t", "q1", True), ("a", "t", "q2", False), ("b", "t", "q1", True)],
+        columns=["model", "task", "id", "correct"],
+    )
+    with pytest.raises(ValueError, match=r"a and b were not scored on the same questions of t"):
+        _paired(questions, "a", "b", ["t"])
