@@ -175,12 +175,23 @@ def _cmb_id(value) -> str:
 def load_cmb_answer_key(path: str | os.PathLike) -> dict[str, dict]:
     with open(path, encoding="utf-8") as handle:
         entries = json.load(handle)
-    key: dict[str, dict] = {}
-    for entry in entries:
-        if _cmb_id(entry["id"]) in key:
-            raise ValueError(f"{path}: id {entry['id']!r} appears twice in the answer key")
-        key[_cmb_id(entry["id"])] = entry
-    return key
+    rows = _rows_by_id(path, entries, "answer key")
+    if len(rows) != len(entries):
+        raise ValueError(f"{path}: {len(entries) - len(rows)} answer key entries have no id")
+    return {id_: entries[row - 1] for id_, row in rows.items()}
+
+
+def _rows_by_id(path: str | os.PathLike, items: list, kind: str) -> dict[str, int]:
+    """The row of each CMB id; ValueError when one appears twice, since the join is by id."""
+    rows: dict[str, int] = {}
+    for row, item in enumerate(items, start=1):
+        if isinstance(item, dict) and item.get("id") is not None:
+            earlier = rows.setdefault(_cmb_id(item["id"]), row)
+            if earlier != row:
+                raise ValueError(
+                    f"{path}: {kind} id {item['id']!r} appears twice (rows {earlier} and {row})"
+                )
+    return rows
 
 
 def _cmb_answer(raw: dict, answer_key: dict | None) -> str:
@@ -231,20 +242,8 @@ def read_cmb_exam_json(path: Path, answer_key: dict | None = None) -> Iterator[P
     if not isinstance(items, list):
         raise ValueError(f"{path}: expected a JSON array of questions")
     if answer_key is not None:
-        _require_unique_ids(path, items)
+        _rows_by_id(path, items, "question")  # joined by id: each question named once
     return _parse_each(enumerate(items, start=1), partial(_cmb_fields, answer_key=answer_key))
-
-
-def _require_unique_ids(path: Path, items: list) -> None:
-    """Joined by id, a question file must name each question once (as its key must)."""
-    rows: dict[str, int] = {}
-    for row, item in enumerate(items, start=1):
-        if isinstance(item, dict) and item.get("id") is not None:
-            earlier = rows.setdefault(_cmb_id(item["id"]), row)
-            if earlier != row:
-                raise ValueError(
-                    f"{path}: question id {item['id']!r} appears twice (rows {earlier} and {row})"
-                )
 
 
 # --- CMExam: official CSV and the xlsx copy of its validation split ------------------------

@@ -19,7 +19,6 @@ truncated copy, a flipped bit), and resume then falls back to the previous check
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sdoc_model.data.download import sha256_file
 from sdoc_model.train.distributed import Processes, barrier
 from sdoc_model.utils.strict import copy_tensors
 from sdoc_model.utils.tensor_files import (
@@ -134,7 +134,7 @@ def load_checkpoint(path: Path, processes: Processes) -> tuple[dict, dict, dict,
 
 def write_manifest(folder: Path) -> None:
     files = {
-        path.name: {"bytes": path.stat().st_size, "sha256": _file_sha256(path)}
+        path.name: {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
         for path in sorted(folder.iterdir())
         if path.is_file() and path.name != MANIFEST
     }
@@ -161,15 +161,10 @@ def verify_manifest(folder: Path) -> None:
                 f"{path}: {size:,} bytes, {written:,} were written: "
                 f"{'truncated' if size < written else 'changed'}"
             )
-        if _file_sha256(path) != expected.get("sha256"):
+        if sha256_file(path) != expected.get("sha256"):
             raise CorruptFileError(
                 f"{path}: its sha256 differs from {MANIFEST}: changed after it was written"
             )
-
-
-def _file_sha256(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def remove_partial_checkpoints(checkpoint_dir: Path) -> None:

@@ -120,7 +120,7 @@ def _parse(raw: bytes, path: Path) -> tuple[dict, bytes]:
 
 def _check_sha256(header: dict, data: bytes, path: Path) -> None:
     expected = header.get(METADATA, {}).get(SHA256_KEY)
-    if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+    if expected is not None and _sha256(data) != expected:
         raise CorruptFileError(
             f"{path}: its tensor data does not match the sha256 in its header: the file changed "
             "after it was written"
