@@ -1,6 +1,6 @@
 """The data layer: pinned sources, download, normalisation, training mixture, leakage check.
 
-sources    pinned URLs with sha256, and DATASETS: dataset name -> files + reader
+sources    files pinned by sha256 or HF commit; DATASETS: dataset name -> files + reader
 download   fetch(), download_dataset(): verified, atomic, from a mirror or the internet
 schema     the JSONL question schema and its validation
 normalise  one reader per source format; normalise_dataset()

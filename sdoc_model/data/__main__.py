@@ -1,13 +1,13 @@
 """Command line for the data steps the workflow runs:
 
     python -m sdoc_model.data list
-    python -m sdoc_model.data download NAME... --raw-dir DIR [--mirror DIR] [--trust-unpinned]
+    python -m sdoc_model.data download NAME... --raw-dir DIR [--mirror DIR]
     python -m sdoc_model.data normalise NAME --raw-dir DIR --out FILE.jsonl [--lenient]
     python -m sdoc_model.data mixture --out FILE.jsonl [--seed N] INPUT.jsonl[:CAP]...
     python -m sdoc_model.data leakage --train MIX.jsonl --eval EVAL.jsonl... --json R.json
         --markdown R.md [--ngram 3] [--threshold 0.8] [--question-only] [--drop-leaked-to F]
 
---mirror defaults to $SDOC_MIRROR; --trust-unpinned can also be given as SDOC_TRUST_UNPINNED=1.
+--mirror defaults to $SDOC_MIRROR.
 Each command prints a JSON summary on stdout; bad input prints `error: ...` and exits 1.
 """
 
@@ -20,11 +20,7 @@ from pathlib import Path
 
 from sdoc_model.utils.cli import exit_on_error
 
-from .download import (
-    download_dataset,
-    mirror_from_env,
-    trust_from_env,
-)
+from .download import download_dataset, mirror_from_env
 from .leakage import check_leakage
 from .mixture import MixtureInput, build_mixture
 from .normalise import normalise_dataset
@@ -44,9 +40,8 @@ def _list(args: argparse.Namespace) -> object:
 
 
 def _download(args: argparse.Namespace) -> object:
-    trust = args.trust_unpinned or trust_from_env()
     return {
-        name: [str(p) for p in download_dataset(name, args.raw_dir, args.mirror, trust)]
+        name: [str(p) for p in download_dataset(name, args.raw_dir, args.mirror)]
         for name in args.names
     }
 
@@ -102,11 +97,6 @@ def parser() -> argparse.ArgumentParser:
         type=Path,
         default=mirror_from_env(),
         help="copy from this mirror folder instead of downloading (default: $SDOC_MIRROR)",
-    )
-    download.add_argument(
-        "--trust-unpinned",
-        action="store_true",
-        help="keep files that have no pinned sha256 (also SDOC_TRUST_UNPINNED=1)",
     )
     download.set_defaults(run=_download)
 

@@ -2,7 +2,7 @@
 
 `prepared_dataset(name)` returns `DATA_DIR/normalised/<name>.jsonl`, making it when it is not
 there: every pinned file is fetched into `DATA_DIR/raw/` (from $SDOC_MIRROR when set, else
-its URL) and verified by its sha256, then the dataset is normalised, leniently (rejected rows
+its origin) and verified against its pin, then the dataset is normalised, leniently (rejected rows
 kept with their reason in `<name>.quarantine.jsonl`). This is what the workflow's download and
 normalise rules run (download.fetch for each file, normalise.normalise_dataset), and the
 workflow's data folder, `resources/<profile>/data`, has this layout: SDOC_DATA_DIR pointed at
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from .download import download_dataset, mirror_from_env, trust_from_env
+from .download import download_dataset, mirror_from_env
 from .normalise import normalise_dataset
 from .sources import dataset
 
@@ -54,7 +54,7 @@ def prepared_dataset(name: str, folder: Path | None = None) -> Path:
         if path.is_file():  # another process made it while this one waited
             return path
         mirror = mirror_from_env()
-        download_dataset(name, folder / "raw", mirror, trust_from_env())
+        download_dataset(name, folder / "raw", mirror)
         report = normalise_dataset(name, folder / "raw", path, strict=False)
     origin = f"the mirror {mirror}" if mirror else "their pinned URLs"
     print(

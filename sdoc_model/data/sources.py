@@ -1,22 +1,24 @@
 """Pinned benchmark and training sources, and the registry of datasets built from them.
 
-Every file is a URL fixed to a commit (raw GitHub) or revision (Hugging Face) with the sha256
-of its bytes. The downloader (download.py) accepts a file only if its sha256 matches.
+Every file is pinned by content: by the sha256 of its bytes, or, for a Hugging Face file, by a
+full 40-hex commit, whose LFS pointer fixes the bytes (huggingface_hub fetches it at that
+commit, and download.py checks the bytes against the pointer's sha256). A file with neither is
+refused when the Source is made. Raw GitHub files are always pinned by sha256: nothing checks
+a GitHub commit's bytes on the way.
 
 Where the hashes come from:
 
 * Files in the offline mirror (see SDOC_MIRROR): commit, path and sha256 are copied from its
   MANIFEST.tsv, and the tests check them against the mirror.
-* CMB-Exam test questions (Hugging Face revision 935fbc09...) and the three official CMExam
+* CMB-Exam test questions (Hugging Face commit 935fbc09...) and the three official CMExam
   CSVs (GitHub commit fadb22c8...): not in the mirror and not reachable from the machine this
-  was written on. The revision, commit and sha256 values come from another project's
-  published download manifest (found by code search; the sha256 it gives for the CMB answer
-  key equals the mirror's), so they are believed right but were not verified here. A wrong
-  value fails loudly as a checksum mismatch, never silently.
-* CMB-Exam train and val: pinned to the same revision, but no sha256 is known, so `sha256` is
-  None. For such a file the downloader computes and prints the sha256 it received and refuses
-  to keep the file unless trust is given explicitly: `--trust-unpinned` on the command line or
-  the environment variable SDOC_TRUST_UNPINNED=1. Pin the printed value here once checked.
+  was written on. The commit and sha256 values come from another project's published
+  download manifest (found by code search; the sha256 it gives for the CMB answer key equals
+  the mirror's), so they are believed right but were not verified here. A wrong value fails
+  loudly as a checksum mismatch, never silently.
+* CMB-Exam train and val: pinned by the Hugging Face commit alone (no sha256 is known). The
+  downloader logs the sha256 it received; pinning it here as well makes the file usable from
+  a mirror too.
 
 Local layout: a file is stored under `raw_dir / mirror_path(url)`, the same relative path it
 has in the mirror:
@@ -29,11 +31,24 @@ has in the mirror:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 from sdoc_model.data.benchmarks import CMB, CMEXAM, CMMLU_MED, CMMLU_MED_SUBJECTS
+
+COMMIT = re.compile(r"[0-9a-f]{40}")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class HubFile:
+    """A file of a Hugging Face dataset repository, as huggingface_hub names it."""
+
+    repo_id: str  # OWNER/NAME
+    revision: str
+    filename: str  # path inside the repository
 
 
 @dataclass(frozen=True)
@@ -42,7 +57,34 @@ class Source:
 
     url: str
     path: str  # relative to a raw-data folder or to the mirror
-    sha256: str | None  # None: unknown, needs explicit trust (see the module docstring)
+    sha256: str | None  # None only for a Hugging Face file at a full commit (module docstring)
+
+    def __post_init__(self) -> None:
+        if self.sha256 is not None and not SHA256.fullmatch(self.sha256):
+            raise ValueError(f"{self.url}: sha256 must be 64 lowercase hex digits: {self.sha256!r}")
+        hub = self.hub_file
+        if self.sha256 is None and (hub is None or not COMMIT.fullmatch(hub.revision)):
+            got = f"revision {hub.revision!r}" if hub else "not a Hugging Face URL"
+            raise ValueError(
+                f"{self.url} is not pinned by content ({got}): give its sha256, or, for a "
+                f"Hugging Face file, a full 40-hex commit as its revision"
+            )
+
+    @property
+    def hub_file(self) -> HubFile | None:
+        """The Hugging Face dataset file this URL names; None for any other URL."""
+        return _hub_file(self.url)
+
+
+def _hub_file(url: str) -> HubFile | None:
+    parts = urlsplit(url)
+    segments = [s for s in parts.path.split("/") if s]
+    if parts.netloc != "huggingface.co" or len(segments) < 6 or segments[0] != "datasets":
+        return None
+    _, owner, name, resolve, revision, *rest = segments
+    if resolve != "resolve":
+        return None
+    return HubFile(f"{owner}/{name}", revision, "/".join(rest))
 
 
 def mirror_path(url: str) -> str:
@@ -52,14 +94,12 @@ def mirror_path(url: str) -> str:
     if parts.netloc == "raw.githubusercontent.com" and len(segments) >= 4:
         owner, repo, _commit, *rest = segments
         return str(PurePosixPath("github", owner, repo, *rest))
-    if parts.netloc == "huggingface.co" and len(segments) >= 6 and segments[0] == "datasets":
-        _, owner, name, resolve, _revision, *rest = segments
-        if resolve == "resolve" and rest:
-            return str(PurePosixPath("huggingface", "datasets", owner, name, *rest))
+    if hub := _hub_file(url):
+        return str(PurePosixPath("huggingface", "datasets", hub.repo_id, hub.filename))
     raise ValueError(f"no mirror mapping for {url!r}: expected a raw GitHub or Hugging Face URL")
 
 
-def github_file(repo: str, commit: str, path: str, sha256: str | None) -> Source:
+def github_file(repo: str, commit: str, path: str, sha256: str) -> Source:
     url = f"https://raw.githubusercontent.com/{repo}/{commit}/{path}"
     return Source(url=url, path=mirror_path(url), sha256=sha256)
 
@@ -136,14 +176,14 @@ CMB_TEST_ANSWER_KEY = github_file(
     "data/CMB-test-choice-answer.json",
     "42130b20f7660a83dd92f3c005eb6a8ef1221c98d9b27d3351204143944b532f",
 )
-CMB_HF = ("FreedomIntelligence/CMB", "935fbc09edf1303d89872b21265ff597f426ac0d")
+CMB_HF = ("FreedomIntelligence/CMB", "935fbc09edf1303d89872b21265ff597f426ac0d")  # a commit
 CMB_EXAM_TEST = huggingface_dataset_file(
     *CMB_HF,
     "CMB-Exam/CMB-test/CMB-test-choice-question-merge.json",
     # Third-party value, not verified offline (see the module docstring).
     "99e6e858dd1955fe2b27fd1da75a7be8fbf6d27059fdb8cf61bc28383a68129c",
 )
-# sha256 unknown: downloading needs --trust-unpinned / SDOC_TRUST_UNPINNED=1.
+# sha256 unknown: pinned by the commit alone (see the module docstring).
 CMB_EXAM_VAL = huggingface_dataset_file(*CMB_HF, "CMB-Exam/CMB-val/CMB-val-merge.json", None)
 CMB_EXAM_TRAIN = huggingface_dataset_file(*CMB_HF, "CMB-Exam/CMB-train/CMB-train-merge.json", None)
 

@@ -1,29 +1,37 @@
-"""Pinned sources and the downloader: mirror copies, real HTTP, checksums, atomic writes."""
+"""Pinned sources and the downloader: mirror copies, Hugging Face files through huggingface_hub
+(offline, from a cache the tests fill), real HTTP, checksums, atomic writes."""
 
 import csv
 import hashlib
 import http.server
+import logging
+import os
 import threading
 import urllib.error
 from pathlib import Path
+from types import SimpleNamespace
 
+import huggingface_hub
 import pytest
+from huggingface_hub.errors import LocalEntryNotFoundError
 
+from sdoc_model.data import download
 from sdoc_model.data.__main__ import main
 from sdoc_model.data.download import (
     ChecksumError,
     IncompleteDownloadError,
     MirrorFileMissingError,
-    UnverifiedSourceError,
+    UnverifiableMirrorFileError,
     download_dataset,
     fetch,
-    trust_from_env,
 )
 from sdoc_model.data.sources import (
+    CMB_EXAM_TEST,
     CMB_EXAM_TRAIN,
     DATASETS,
     XMED_CMB_TEST,
     Source,
+    huggingface_dataset_file,
     mirror_path,
 )
 
@@ -112,30 +120,126 @@ def test_existing_file_with_other_content_is_refused_not_replaced(tmp_path, mirr
     assert dest.read_text() == "stale\n"
 
 
-def test_unpinned_file_needs_explicit_trust(tmp_path, capsys):
+def test_every_file_is_pinned_by_content():
+    # What the paper profile needs, and everything else: no file is taken on trust.
+    for spec in DATASETS.values():
+        for source in spec.sources:
+            assert source.sha256 or source.hub_file, source.url
+    commit = "935fbc09edf1303d89872b21265ff597f426ac0d"
+    hub_url = "https://huggingface.co/datasets/o/n/resolve/{}/x.json"
+    assert Source(hub_url.format(commit), "huggingface/datasets/o/n/x.json", None).hub_file
+    for revision in ("main", commit[:7], commit.upper()):
+        with pytest.raises(ValueError, match=f"revision '{revision}'.*full 40-hex commit"):
+            huggingface_dataset_file("o/n", revision, "x.json", None)
+    github = f"https://raw.githubusercontent.com/o/r/{commit}/x.csv"
+    with pytest.raises(ValueError, match="not a Hugging Face URL.*give its sha256"):
+        Source(github, "github/o/r/x.csv", None)
+    with pytest.raises(ValueError, match="64 lowercase hex digits"):
+        Source(github, "github/o/r/x.csv", "ABC")
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """huggingface_hub, offline, with an empty cache of its own: `hub.put(source, data)` stores
+    a file the way a download at its commit would (an LFS blob named by its sha256, linked from
+    the commit's snapshot); `hub.calls` lists the hf_hub_download calls fetch made."""
+    cache = tmp_path / "hf-cache"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network, ever
+    calls = []
+
+    def hf_hub_download(*args, **kwargs):
+        calls.append((args, kwargs))
+        return huggingface_hub.hf_hub_download(*args, **kwargs)
+
+    def put(source: Source, data: bytes, blob_name: str | None = None) -> None:
+        hub_file = source.hub_file
+        repo = cache / f"datasets--{hub_file.repo_id.replace('/', '--')}"
+        blob = repo / "blobs" / (blob_name or _sha256(data))
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+        link = repo / "snapshots" / hub_file.revision / hub_file.filename
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+
+    monkeypatch.setattr(download, "hf_hub_download", hf_hub_download)
+    return SimpleNamespace(put=put, calls=calls)
+
+
+def test_hub_file_pinned_by_commit_is_fetched_without_trust(tmp_path, hub, caplog):
+    data = b'[{"question": "q"}]'
+    hub.put(CMB_EXAM_TRAIN, data)
+    assert CMB_EXAM_TRAIN.sha256 is None
+    with caplog.at_level(logging.INFO, logger="sdoc_model.data.download"):
+        dest = fetch(CMB_EXAM_TRAIN, tmp_path / "raw")
+    assert dest == tmp_path / "raw" / CMB_EXAM_TRAIN.path  # the mirror's layout
+    assert dest.read_bytes() == data and not dest.is_symlink()
+    assert f"sha256 {_sha256(data)}" in caplog.text  # the bytes received, on record
+    assert hub.calls == [
+        (
+            ("FreedomIntelligence/CMB", "CMB-Exam/CMB-train/CMB-train-merge.json"),
+            {"repo_type": "dataset", "revision": "935fbc09edf1303d89872b21265ff597f426ac0d"},
+        )
+    ]
+    assert fetch(CMB_EXAM_TRAIN, tmp_path / "raw") == dest  # there and matching its commit
+
+
+def test_hub_bytes_that_do_not_match_their_pin_are_refused(tmp_path, hub):
+    raw = tmp_path / "raw"
+    # Pinned by sha256: the cache serves other bytes than the pinned ones.
+    hub.put(CMB_EXAM_TEST, b"[]")
+    with pytest.raises(ChecksumError) as error:
+        fetch(CMB_EXAM_TEST, raw)
+    for part in (CMB_EXAM_TEST.hub_file.filename, CMB_EXAM_TEST.sha256, _sha256(b"[]")):
+        assert part in str(error.value)
+    # Pinned by commit: the bytes differ from the sha256 the commit's LFS pointer gives.
+    lfs_sha256 = _sha256(b"the commit's bytes")
+    hub.put(CMB_EXAM_TRAIN, b"other bytes", blob_name=lfs_sha256)
+    with pytest.raises(ChecksumError, match=f"expected sha256 {lfs_sha256} .*commit 935fbc09"):
+        fetch(CMB_EXAM_TRAIN, raw)
+    assert _files_under(raw) == []
+
+
+def test_existing_hub_file_is_checked_against_its_commit(tmp_path, hub):
+    dest = tmp_path / CMB_EXAM_TRAIN.path
+    dest.parent.mkdir(parents=True)
+    dest.write_text("stale\n")
+    hub.put(CMB_EXAM_TRAIN, b"[]")
+    with pytest.raises(ChecksumError, match="existing file"):
+        fetch(CMB_EXAM_TRAIN, tmp_path)
+    assert dest.read_text() == "stale\n"
+
+
+def test_hub_file_offline_comes_from_the_cache_or_is_an_error(
+    tmp_path, hub, monkeypatch, cli_error
+):
+    monkeypatch.delenv("SDOC_MIRROR", raising=False)
+    raw = tmp_path / "raw"
+    with pytest.raises(LocalEntryNotFoundError):
+        fetch(CMB_EXAM_TRAIN, raw)
+    assert _files_under(raw) == []
+    args = ["download", "cmb_exam_train", "--raw-dir", str(raw)]
+    assert "cannot find the requested files in the local cache" in cli_error(main, args)
+    hub.put(CMB_EXAM_TRAIN, b"[]")
+    main(args)  # no trust flag: the commit pins it
+    assert (raw / CMB_EXAM_TRAIN.path).read_bytes() == b"[]"
+
+
+def test_the_mirror_takes_precedence_over_the_hub(tmp_path, hub):
     fake_mirror, raw = tmp_path / "mirror", tmp_path / "raw"
     data = b'[{"question": "q"}]'
+    commit = CMB_EXAM_TRAIN.hub_file.revision
+    pinned = huggingface_dataset_file("o/n", commit, "val.json", _sha256(data))
+    (fake_mirror / pinned.path).parent.mkdir(parents=True)
+    (fake_mirror / pinned.path).write_bytes(data)
+    assert fetch(pinned, raw, fake_mirror).read_bytes() == data
+    # A file pinned by its commit alone cannot be checked in a mirror: refused, not fetched.
     (fake_mirror / CMB_EXAM_TRAIN.path).parent.mkdir(parents=True)
     (fake_mirror / CMB_EXAM_TRAIN.path).write_bytes(data)
-    assert CMB_EXAM_TRAIN.sha256 is None
-    with pytest.raises(UnverifiedSourceError, match="SDOC_TRUST_UNPINNED=1"):
+    with pytest.raises(UnverifiableMirrorFileError, match="unset SDOC_MIRROR"):
         fetch(CMB_EXAM_TRAIN, raw, fake_mirror)
-    assert _sha256(data) in capsys.readouterr().err
-    assert _files_under(raw) == []
-    assert fetch(CMB_EXAM_TRAIN, raw, fake_mirror, trust_unpinned=True).read_bytes() == data
-
-
-def test_cli_trusts_unpinned_files_only_when_told(tmp_path, monkeypatch, cli_error):
-    fake_mirror, raw = tmp_path / "mirror", tmp_path / "raw"
-    (fake_mirror / CMB_EXAM_TRAIN.path).parent.mkdir(parents=True)
-    (fake_mirror / CMB_EXAM_TRAIN.path).write_text("[]")
-    args = ["download", "cmb_exam_train", "--raw-dir", str(raw), "--mirror", str(fake_mirror)]
-    monkeypatch.delenv("SDOC_TRUST_UNPINNED", raising=False)
-    assert "has no pinned sha256" in cli_error(main, args)
-    monkeypatch.setenv("SDOC_TRUST_UNPINNED", "1")
-    assert trust_from_env()
-    main(args)
-    assert (raw / CMB_EXAM_TRAIN.path).read_text() == "[]"
+    assert hub.calls == []
+    assert _files_under(raw) == [raw / pinned.path]
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -187,9 +291,7 @@ def test_failed_or_interrupted_download_leaves_nothing(tmp_path, http_folder):
     with pytest.raises(urllib.error.HTTPError, match="404"):
         fetch(Source(f"{base}/missing.csv", "github/o/r/missing.csv", "0" * 64), raw)
     with pytest.raises(IncompleteDownloadError, match="got 10 of 1000 bytes"):
-        fetch(
-            Source(f"{base}/truncated", "github/o/r/truncated.csv", None), raw, trust_unpinned=True
-        )
+        fetch(Source(f"{base}/truncated", "github/o/r/truncated.csv", "0" * 64), raw)
     assert _files_under(raw) == []
 
 

@@ -11,6 +11,7 @@ rule report:
         summaries=expand(f"{RESULTS}/train/{{model}}/summary.json", model=TRAINED),
         metrics=expand(f"{RESULTS}/train/{{model}}/metrics.jsonl", model=TRAINED),
         leakage=f"{RESULTS}/data/leakage.json",
+        raw=sorted({f for name in [*EVAL_DATASETS, *TRAIN_DATASETS] for f in raw_files(name)}),
     output:
         report=report(
             f"{RESULTS}/REPORT.md",
@@ -28,7 +29,6 @@ rule report:
         figures=reported_files(f"{RESULTS}/figures", REPORT_PLAN.figure_names(), "png", ["pdf"]),
     params:
         results=lambda wildcards, output: Path(output.report).parent,
-        datasets=[*EVAL_DATASETS, *TRAIN_DATASETS],
     log:
         f"{RESULTS}/logs/report.log",
     benchmark:

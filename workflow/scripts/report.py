@@ -1,13 +1,14 @@
-"""Tables, figures and REPORT.md, with the sha256 of every raw data file the profile used."""
+"""Tables, figures and REPORT.md, with the sha256 of every raw data file the profile used (as
+received: a file pinned by a Hugging Face commit has no sha256 in the registry)."""
 
 import logging
 import sys
 
-from sdoc_model.data.sources import dataset
+from sdoc_model.data.download import sha256_file
 from sdoc_model.report.build import build_report
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 
-checksums = {s.path: s.sha256 for name in snakemake.params.datasets for s in dataset(name).sources}
+checksums = {path.removeprefix("resources/raw/"): sha256_file(path) for path in snakemake.input.raw}
 build_report(snakemake.config, snakemake.params.results, checksums)
