@@ -245,13 +245,19 @@ def check_model_folder(path: str | Path) -> Path:
 
 
 def load_base_model(
-    path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
+    path: str | Path,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+    attn_implementation: str | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
-    """Load a prepared folder offline-safe, turning low-level failures into a named error."""
+    """Load a prepared folder offline-safe, turning low-level failures into a named error.
+    `attn_implementation` is transformers' (None: its default for the model)."""
     path = check_model_folder(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=dtype, attn_implementation=attn_implementation
+        ).to(device)
     except Exception as err:
         raise BaseModelError(
             f"Model folder {path} could not be loaded ({type(err).__name__}: {err}); it may be "

@@ -22,10 +22,13 @@ class RoutingContext:
     `token_mask` is (batch, seq) with 1 for real tokens and 0 for padding, or None for "all real".
     `across_processes`: in data-parallel training, the routing losses and the memory queues
     cover the global batch of every process (see sdoc_model.method.losses), as in a one-process run.
+    `replaying`: activation checkpointing is recomputing a forward in the backward pass; the
+    layers then redo their last forward without its side effects (see LoRAMoELinear.forward).
     """
 
     token_mask: torch.Tensor | None = None
     across_processes: bool = False
+    replaying: bool = False
 
 
 @dataclass
@@ -92,6 +95,8 @@ class LoRAMoELinear(nn.Module):
         # records are kept only with one).
         self.routing_context: RoutingContext | None = None
         self.last_routing: RoutingRecord | None = None
+        # The memory queue (features, labels) as the last forward's contrastive loss saw it.
+        self._queue_snapshot: tuple[torch.Tensor, torch.Tensor] | None = None
         self.reset_adapter_parameters()
 
     def reset_adapter_parameters(self) -> None:
@@ -126,6 +131,11 @@ class LoRAMoELinear(nn.Module):
         return self.dispatch == "grouped" or (wide and self.lora_A.device.type == "cpu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The adapted output. With a routing context, the forward also records what the router
+        did (`last_routing`) and, on contrastive layers in training, computes the contrastive loss
+        and enqueues into the memory queue. A replay (the routing context's `replaying`: the
+        backward pass recomputing a checkpointed forward) keeps the record and the queue of the
+        forward it recomputes, so that its values, and hence the gradients, are that forward's."""
         tokens = x.reshape(-1, x.shape[-1])  # 2-D, so the residual adds below need no view
         result = self.base_layer(tokens)
         tokens = tokens.to(self.lora_A.dtype)
@@ -139,9 +149,11 @@ class LoRAMoELinear(nn.Module):
         else:
             result, gated_codes = self._stacked_update(result, dropped, gates)
         if self.routing_context is not None:
-            self.last_routing = RoutingRecord(router_logits, probs, top_idx)
+            record = RoutingRecord(router_logits, probs, top_idx)
             if contrastive:
-                self.last_routing.cl = self._contrastive_loss(x.shape[:-1], gated_codes, gates)
+                record.cl = self._contrastive_loss(x.shape[:-1], gated_codes, gates)
+            if not self.routing_context.replaying:
+                self.last_routing = record
         return result.view(*x.shape[:-1], -1)
 
     def _stacked_update(self, result, dropped, gates):
@@ -203,12 +215,16 @@ class LoRAMoELinear(nn.Module):
         queue = self.memory_queue
         if queue is None:
             return supervised_contrastive_loss(features, labels, self.cl_temperature)
-        # A snapshot: autograd keeps the bank for the backward pass, and enqueue writes in place.
-        bank_features = queue.features.clone()
+        replaying = self.routing_context.replaying
+        if not replaying:
+            # A snapshot: autograd keeps the bank for the backward pass, enqueue writes in place,
+            # and a replay must see the bank as it was.
+            self._queue_snapshot = queue.features.clone(), queue.labels.clone()
         loss = supervised_contrastive_loss(
-            features, labels, self.cl_temperature, bank_features, queue.labels
+            features, labels, self.cl_temperature, *self._queue_snapshot
         )
-        queue.enqueue(features.detach(), labels)  # after the loss: a batch is never its own bank
+        if not replaying:
+            queue.enqueue(features.detach(), labels)  # after the loss: never a batch's own bank
         return loss
 
     def _token_mask(self, batch_shape: tuple[int, int], like: torch.Tensor) -> torch.Tensor:

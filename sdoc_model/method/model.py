@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -105,6 +106,31 @@ class SparseDoctorModel(nn.Module):
             )
         finally:
             self.routing_context.token_mask = None
+
+    def activation_checkpointing_enable(self) -> None:
+        """Activation checkpointing of the base model's decoder layers (transformers' method of
+        that name, non-reentrant), made safe for the adapters: the backward pass recomputes a
+        layer by replaying its forward with the same token mask and memory-queue bank, without
+        recording or enqueueing again (see LoRAMoELinear.forward), so that losses, gradients and
+        queues are those without checkpointing."""
+        self.base_model.activation_checkpointing_enable(
+            {"use_reentrant": False, "context_fn": self._checkpoint_contexts}
+        )
+
+    def _checkpoint_contexts(self):
+        # torch.utils.checkpoint's context_fn, called as a checkpointed layer runs forward: the
+        # contexts of that forward and of its recomputation, which needs this forward's token
+        # mask (`forward` has cleared it by then).
+        return nullcontext(), self._replay(self.routing_context.token_mask)
+
+    @contextmanager
+    def _replay(self, token_mask: torch.Tensor | None):
+        context = self.routing_context
+        context.replaying, context.token_mask = True, token_mask
+        try:
+            yield
+        finally:
+            context.replaying, context.token_mask = False, None
 
     # ---- auxiliary losses and routing statistics of the last forward ----
 

@@ -30,13 +30,20 @@ def build_run_model(
     precision: str,
     processes: Processes,
     seed: int,
+    attn_implementation: str = "sdpa",
+    gradient_checkpointing: bool = False,
 ) -> nn.Module:
     """The variant on the device, in training mode. A bf16 run keeps the frozen base in bf16;
     the adapters stay in float32 either way."""
     base_dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    base_model, _ = load_base_model(base_model_dir, base_dtype, processes.device)
+    base_model, _ = load_base_model(
+        base_model_dir, base_dtype, processes.device, attn_implementation
+    )
     seed_everything(seed)  # the adapter's initial weights: the same on every process
     model = build_model(variant, base_model, adapter_config).train()
+    if gradient_checkpointing:
+        # peft's model passes the call on to the base model; SparseDoctor's adds its replay.
+        model.activation_checkpointing_enable()
     seed_everything(seed + 1_000_003 * processes.rank)  # each process's own dropout and jitter
     return model
 

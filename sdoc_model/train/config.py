@@ -18,6 +18,7 @@ from sdoc_model.utils.strict import dataclass_from_dict
 # Config name -> the transformers scheduler it runs.
 SCHEDULERS = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
 PRECISIONS = ("auto", "fp32", "bf16")
+ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager")  # transformers' attn_implementation values
 
 
 @dataclass
@@ -27,6 +28,15 @@ class TrainingConfig:
     `batch_size` is global: the examples of one micro-step summed over all processes. An
     optimizer step sees `batch_size * grad_accum` examples. `epochs`, when set, replaces
     `max_steps` by the number of optimizer steps that covers the data that many times.
+
+    Speed and memory switches. `gradient_checkpointing` recomputes each decoder layer's
+    activations in the backward pass instead of keeping them (less memory, about a third more
+    compute); `attn_implementation` is the base model's attention kernel (`sdpa`: PyTorch's
+    fused scaled_dot_product_attention, `eager`: transformers' matmul-softmax). Neither changes
+    the losses beyond float noise. `group_by_length` fills each micro-batch with examples of
+    similar length, so that less of it is padding: it changes which examples share a step, not
+    the loss of a given batch, and the order stays a function of the seed and the epoch
+    (sdoc_model.train.data).
     """
 
     max_steps: int = 100
@@ -42,6 +52,9 @@ class TrainingConfig:
     save_every: int = 50
     keep_last: int = 2
     include_explanation: bool = False
+    gradient_checkpointing: bool = False
+    attn_implementation: str = "sdpa"
+    group_by_length: bool = False
     num_processes: int = 1
     seed: int = 0
 
@@ -75,7 +88,13 @@ class TrainingConfig:
         )
         self._require("scheduler", lambda v: v in SCHEDULERS, f"one of {', '.join(SCHEDULERS)}")
         self._require("precision", lambda v: v in PRECISIONS, f"one of {', '.join(PRECISIONS)}")
-        self._require("include_explanation", lambda v: isinstance(v, bool), "true or false")
+        for key in ("include_explanation", "gradient_checkpointing", "group_by_length"):
+            self._require(key, lambda v: isinstance(v, bool), "true or false")
+        self._require(
+            "attn_implementation",
+            lambda v: v in ATTENTION_IMPLEMENTATIONS,
+            f"one of {', '.join(ATTENTION_IMPLEMENTATIONS)}",
+        )
         if self.batch_size % self.num_processes:
             raise ValueError(
                 f"training.batch_size ({self.batch_size}) must be a multiple of "

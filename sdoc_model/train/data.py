@@ -2,7 +2,8 @@
 
 The example order is a pure function of (seed, epoch), and the examples of optimizer step s are
 a fixed slice of that order, so a resumed run needs nothing but the step to read on exactly
-where it stopped, whatever the number of processes.
+where it stopped, whatever the number of processes. Grouping by length rearranges each epoch's
+order from the same seeded generator, so it stays such a function.
 """
 
 from __future__ import annotations
@@ -68,21 +69,63 @@ def load_sft_examples(
     ]
 
 
+# Micro-batches per length-sorted chunk, as in transformers' LengthGroupedSampler: sorting
+# within chunks rather than the whole epoch keeps each step's examples a random draw.
+GROUP_BATCHES = 50
+
+
 @lru_cache(maxsize=4)
-def epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
-    return np.random.default_rng([seed, epoch]).permutation(num_examples)
+def epoch_order(
+    num_examples: int,
+    seed: int,
+    epoch: int,
+    lengths: tuple[int, ...] | None = None,
+    batch_size: int = 1,
+) -> np.ndarray:
+    """The examples of `epoch` in order: a permutation, grouped by `lengths` when given."""
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(num_examples)
+    if lengths is None:
+        return order
+    # The epoch's first `head` examples complete the micro-batch the previous epoch left open.
+    head = -epoch * num_examples % batch_size
+    return length_grouped(order, np.array(lengths), batch_size, head, rng)
+
+
+def length_grouped(
+    order: np.ndarray, lengths: np.ndarray, batch_size: int, head: int, rng: np.random.Generator
+) -> np.ndarray:
+    """`order` rearranged so that each micro-batch holds examples of similar length: chunks of
+    GROUP_BATCHES micro-batches are sorted by length, then each chunk's micro-batches shuffled.
+    The first `head` examples and an incomplete last micro-batch stay where they are, so that
+    every cut falls on a micro-batch boundary of the endless slot sequence."""
+    body = order[head:]
+    full = len(body) - len(body) % batch_size
+    pieces = [order[:head]]
+    for start in range(0, full, batch_size * GROUP_BATCHES):
+        chunk = body[start : min(start + batch_size * GROUP_BATCHES, full)]
+        batches = chunk[np.argsort(lengths[chunk], kind="stable")].reshape(-1, batch_size)
+        pieces.append(batches[rng.permutation(len(batches))].ravel())
+    pieces.append(body[full:])
+    return np.concatenate(pieces)
 
 
 def micro_batch_indices(
-    num_examples: int, seed: int, batch_size: int, micro_step: int
+    num_examples: int,
+    seed: int,
+    batch_size: int,
+    micro_step: int,
+    lengths: tuple[int, ...] | None = None,
 ) -> list[int]:
     """Example indices of global micro-batch `micro_step`: consecutive slots of the endless
-    sequence of per-epoch permutations."""
-    slots = range(micro_step * batch_size, (micro_step + 1) * batch_size)
-    return [
-        int(epoch_order(num_examples, seed, slot // num_examples)[slot % num_examples])
-        for slot in slots
-    ]
+    sequence of per-epoch orders (grouped by `lengths` when given, see `epoch_order`)."""
+    start, stop = micro_step * batch_size, (micro_step + 1) * batch_size
+    indices = []
+    for epoch in range(start // num_examples, (stop - 1) // num_examples + 1):
+        order = epoch_order(num_examples, seed, epoch, lengths, batch_size)
+        first = epoch * num_examples
+        indices += order[max(start - first, 0) : stop - first].tolist()
+    return indices
 
 
 @dataclass
@@ -104,11 +147,14 @@ def step_data(
     rank: int,
     world_size: int,
     pad_id: int,
+    group_by_length: bool = False,
 ) -> StepData:
     per_rank = batch_size // world_size
+    lengths = tuple(len(e.input_ids) for e in examples) if group_by_length else None
     data = StepData([], 0, [], [])
     for micro in range(step * grad_accum, (step + 1) * grad_accum):
-        batch = [examples[i] for i in micro_batch_indices(len(examples), seed, batch_size, micro)]
+        indices = micro_batch_indices(len(examples), seed, batch_size, micro, lengths)
+        batch = [examples[i] for i in indices]
         mine = batch[rank * per_rank : (rank + 1) * per_rank]
         data.micro_batches.append(collate(mine, pad_id))
         data.response_tokens += sum(e.response_tokens for e in batch)

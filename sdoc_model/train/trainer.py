@@ -113,8 +113,9 @@ class Trainer:
         self.effective = variant_config(variant, adapter_config)
 
         self.model = build_run_model(
-            variant, paths.base_model, adapter_config, self.precision, processes, config.seed
-        )
+            variant, paths.base_model, adapter_config, self.precision, processes, config.seed,
+            config.attn_implementation, config.gradient_checkpointing,
+        )  # fmt: skip
         self.moe = isinstance(self.model, SparseDoctorModel)
         if self.moe:
             self.model.routing_context.across_processes = processes.distributed
@@ -168,7 +169,7 @@ class Trainer:
         config, processes = self.config, self.processes
         data = step_data(
             self.examples, step, config.seed, config.batch_size, config.grad_accum,
-            processes.rank, processes.world_size, self.pad_id,
+            processes.rank, processes.world_size, self.pad_id, config.group_by_length,
         )  # fmt: skip
         sums = self.forward_backward(data)
         sums = distributed.sum_over_processes(sums, processes).tolist()  # the step's one host sync

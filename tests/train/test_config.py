@@ -36,6 +36,9 @@ ROW = schema_row(
         ({"max_length": 8}, "training.max_length"),
         ({"epochs": 0}, "training.epochs"),
         ({"batch_size": 3, "num_processes": 2}, "training.batch_size"),
+        ({"gradient_checkpointing": 1}, "training.gradient_checkpointing"),
+        ({"attn_implementation": "flash_attention_2"}, "training.attn_implementation"),
+        ({"group_by_length": "yes"}, "training.group_by_length"),
         ({"learning_rate": 1e-3}, "learning_rate"),
     ],
 )

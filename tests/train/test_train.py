@@ -188,6 +188,17 @@ def test_sigkill_then_resume_is_bitwise_identical(
     assert_same_run(reference_run, tmp_path, 7)
 
 
+def test_resume_with_grouped_batches_and_activation_checkpointing_is_bitwise_identical(
+    tiny_model_dir, train_file, tmp_path
+):
+    switches = {**RESUMED["training"], "group_by_length": True, "gradient_checkpointing": True}
+    settings = {**RESUMED, "training": switches}
+    run(tiny_model_dir, train_file, tmp_path / "reference", "sparsedoctor", **settings)
+    killed_after(6, tiny_model_dir, train_file, tmp_path / "resumed", settings)
+    run(tiny_model_dir, train_file, tmp_path / "resumed", "sparsedoctor", **settings)
+    assert_same_run(tmp_path / "reference", tmp_path / "resumed", 7)
+
+
 class Payload:
     """What a planted pickle would run on load: it makes a folder."""
 

@@ -12,7 +12,12 @@ from sdoc_model.eval.tasks import TASKS
 from sdoc_model.method.config import DISPATCH_MODES, SparseDoctorConfig
 from sdoc_model.method.variants import VARIANTS
 from sdoc_model.profile import SWEEP_LABELS
-from sdoc_model.train.config import PRECISIONS, SCHEDULERS, TrainingConfig
+from sdoc_model.train.config import (
+    ATTENTION_IMPLEMENTATIONS,
+    PRECISIONS,
+    SCHEDULERS,
+    TrainingConfig,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
@@ -41,6 +46,7 @@ def test_settings_match_the_config_dataclasses():
     assert set(training) == fields(TrainingConfig) - {"seed"}  # the profile's top-level seed
     assert training["scheduler"]["enum"] == list(SCHEDULERS)
     assert training["precision"]["enum"] == list(PRECISIONS)
+    assert training["attn_implementation"]["enum"] == list(ATTENTION_IMPLEMENTATIONS)
 
 
 def test_sweep_knobs_are_adapter_settings():
