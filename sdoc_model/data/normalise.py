@@ -25,9 +25,9 @@ from .schema import RowProblem, SchemaError, record_problems
 from .sources import DatasetSpec, Source, dataset
 
 log = logging.getLogger(__name__)
-# Raised whenever a reader's output changes (2: CMMLU text kept as published), so that the
-# workflow's normalise jobs rerun on data normalised before (it is one of their params).
-NORMALISED_FORMAT = 2
+# Raised whenever a reader's output changes (2: CMMLU text kept as published; 3: disciplines),
+# so that the workflow's normalise jobs rerun on data normalised before (one of their params).
+NORMALISED_FORMAT = 3
 
 
 class RowError(ValueError):
@@ -38,7 +38,7 @@ class RowError(ValueError):
 class Parsed:
     row: int
     raw: object
-    # question, options, answer and optionally question_type, subject, explanation
+    # question, options, answer and optionally question_type, subject, disciplines, explanation
     fields: dict | None
     error: str | None = None
 
@@ -154,6 +154,7 @@ def read_cmmlu_csv(path: Path) -> Iterator[Parsed]:
             "options": {k: _verbatim(raw[k]) for k in "ABCD"},
             "answer": _letters(raw["Answer"]),
             "subject": subject,
+            "disciplines": {"subject": subject},
         }
 
     return _parse_each(_csv_rows(path, {"Question", "A", "B", "C", "D", "Answer"}), fields)
@@ -163,8 +164,10 @@ def read_cmmlu_csv(path: Path) -> Iterator[Parsed]:
 _CMB_QUESTION_TYPES = {"单项选择题": "single", "多项选择题": "multi"}
 
 
+# CMB-Exam's classification, coarsest first (6 exam types, 28 classes, 173 subjects in test).
+_CMB_LEVELS = ("exam_type", "exam_class", "exam_subject")
 # What a question and its answer-key entry must agree on, besides the id that joins them.
-_CMB_JOINED = ("exam_type", "exam_class", "exam_subject", "question_type")
+_CMB_JOINED = (*_CMB_LEVELS, "question_type")
 
 
 def _cmb_id(value) -> str:
@@ -231,6 +234,7 @@ def _cmb_fields(raw, answer_key: dict | None) -> dict:
         "answer": _cmb_answer(raw, answer_key),
         "question_type": _CMB_QUESTION_TYPES[declared],
         "subject": _text(raw.get("exam_subject")) or None,
+        "disciplines": {level: _text(raw.get(level)) or None for level in _CMB_LEVELS},
         "explanation": _text(raw.get("explanation")) or None,
         "source_id": None if raw.get("id") is None else _cmb_id(raw["id"]),
     }
@@ -249,6 +253,9 @@ def read_cmb_exam_json(path: Path, answer_key: dict | None = None) -> Iterator[P
 # --- CMExam: official CSV and the xlsx copy of its validation split ------------------------
 _CMEXAM_COLUMNS = {"Question", "Options", "Answer", "Explanation"}
 _CMEXAM_OPTION = re.compile(r"([A-Z])(?:\s+(.*))?", re.S)  # options are "A xxx\nB yyy"
+# The test file's annotation columns that classify a question by discipline, coarsest first
+# (its others, Area of Competency and Difficulty level, are no disciplines).
+_CMEXAM_LEVELS = ("Medical Discipline", "Clinical Department", "Disease Group")
 
 
 def _cmexam_cell(value) -> str:
@@ -259,11 +266,18 @@ def _cmexam_cell(value) -> str:
 
 def _cmexam_fields(raw: dict) -> dict:
     lines = [s for s in _cmexam_cell(raw["Options"]).splitlines() if s.strip()]
+    # Only the test file has the annotation columns; "Medical Discipline" -> medical_discipline.
+    levels = {
+        c.lower().replace(" ", "_"): _cmexam_cell(raw[c]) or None
+        for c in _CMEXAM_LEVELS
+        if c in raw
+    }
     return {
         "question": _cmexam_cell(raw["Question"]),
         "options": _lettered_options(lines, _CMEXAM_OPTION),
         "answer": _letters(_cmexam_cell(raw["Answer"])),
-        "subject": _cmexam_cell(raw.get("Medical Discipline")) or None,  # test file only
+        "subject": levels.get("medical_discipline"),
+        "disciplines": levels or None,
         "explanation": _cmexam_cell(raw["Explanation"]) or None,
     }
 
@@ -335,7 +349,7 @@ def _record(name: str, spec: DatasetSpec, source: Source, path: Path, parsed: Pa
         "explanation": fields.get("explanation"),
         "source": {"url": source.url, "row": parsed.row}
         | ({"id": fields["source_id"]} if fields.get("source_id") else {}),
-    }
+    } | ({"disciplines": fields["disciplines"]} if fields.get("disciplines") else {})
 
 
 def normalise_dataset(

@@ -3,7 +3,12 @@
     {"id": str, "benchmark": str, "split": str, "question": str,
      "options": {"A": str, ...}, "answer": "C" or "ABD", "question_type": "single"|"multi",
      "subject": str|null, "explanation": str|null,
-     "source": {"url": str, "row": int} (plus "id": the official id, where the source has one)}
+     "source": {"url": str, "row": int} (plus "id": the official id, where the source has one),
+     "disciplines": {level: str|null, ...} (optional: where the source classifies questions)}
+
+`subject` is the finest discipline label; `disciplines` has every level of the source's own
+classification, coarsest first (CMB-Exam: exam_type, exam_class, exam_subject; CMExam's test
+file: medical_discipline, clinical_department, disease_group; CMMLU: subject).
 
 Rows are numbered from 1 as data rows: a JSONL line, a JSON array element, or a CSV/xlsx row
 not counting the header. `source.row` and every error message use that convention.
@@ -31,6 +36,8 @@ FIELDS = (
     "explanation",
     "source",
 )
+# Absent where the source has no classification, so files normalised before it still load.
+OPTIONAL_FIELDS = ("disciplines",)
 QUESTION_TYPES = ("single", "multi")
 ROW_CONVENTION = "rows are 1-based data rows, the header not counted"
 _LETTERS = string.ascii_uppercase
@@ -67,9 +74,9 @@ def record_problems(record: dict) -> list[str]:
     """Every way `record` breaks the schema, as short reasons; empty when it is valid."""
     if not isinstance(record, dict):
         return ["not a JSON object"]
-    if set(record) != set(FIELDS):
+    if not set(FIELDS) <= set(record) <= {*FIELDS, *OPTIONAL_FIELDS}:
         missing = sorted(set(FIELDS) - set(record))
-        extra = sorted(set(record) - set(FIELDS))
+        extra = sorted(set(record) - {*FIELDS, *OPTIONAL_FIELDS})
         return [f"fields differ from the schema (missing {missing}, unexpected {extra})"]
     problems = []
     if not isinstance(record["id"], str) or not record["id"]:
@@ -81,6 +88,8 @@ def record_problems(record: dict) -> list[str]:
     for field in ("subject", "explanation"):
         if record[field] is not None and not isinstance(record[field], str):
             problems.append(f"{field} is neither a string nor null")
+    if not _is_classification(record.get("disciplines")):
+        problems.append("disciplines is not a mapping of level names to strings or null")
     source = record["source"]
     if not (
         isinstance(source, dict)
@@ -89,6 +98,13 @@ def record_problems(record: dict) -> list[str]:
     ):
         problems.append('source is not {"url": str, "row": int}')
     return problems
+
+
+def _is_classification(value) -> bool:
+    return value is None or (
+        isinstance(value, dict)
+        and all(isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in value.items())
+    )
 
 
 def _option_problems(options) -> list[str]:

@@ -2,12 +2,15 @@
 
 Beside each aggregated result the workflow keeps `<task>.questions.jsonl`, one line a question:
 
-    {"id", "benchmark", "discipline", "task", "choice", "answer", "correct", "scores"}
+    {"id", "benchmark", "discipline", "disciplines", "task", "choice", "answer", "correct",
+     "scores"}
 
 `choice` is what the model answered (the most likely choice, or the letters read from its
 generated text), `scores` the log-likelihood of every choice (multiple-choice tasks) or the
 generated text (generative ones), so paired comparisons between models need only these files.
-The discipline is the row's subject (CMMLU-Med's subject; XMedBench rows have none).
+`discipline` is the row's subject, its finest discipline label, and `disciplines` every level
+of its source's classification (sdoc_model.data.schema), for the per-discipline table; both are
+null for XMedBench's samples, which have none.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def _record(task: str, sample: dict, generative: bool) -> dict:
         "id": doc["id"],
         "benchmark": doc["benchmark"],
         "discipline": doc.get("subject"),
+        "disciplines": doc.get("disciplines"),
         "task": task,
         "choice": choice,
         "answer": doc["answer"],

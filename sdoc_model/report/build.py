@@ -9,20 +9,18 @@ import pandas as pd
 
 from sdoc_model.method.variants import BASE
 from sdoc_model.report import plots
+from sdoc_model.report.disciplines import discipline_frame, discipline_table, heatmap_frame
 from sdoc_model.report.document import report_markdown
 from sdoc_model.report.inputs import (
     load_benchmarks,
+    load_questions,
     load_scores,
     load_training_log,
     load_training_summaries,
     require_inputs,
 )
 from sdoc_model.report.plan import AVERAGE, ReportPlan
-from sdoc_model.report.significance import (
-    load_questions,
-    significance_frame,
-    significance_table,
-)
+from sdoc_model.report.significance import significance_frame, significance_table
 from sdoc_model.report.tables import (
     Table,
     efficiency_table,
@@ -48,14 +46,16 @@ def build_report(
     benchmarks = load_benchmarks(plan.results_dir)
     summaries = load_training_summaries(plan) if plan.trained_models else None
 
+    questions = load_questions(plan)
     significance = None
     if "significance" in plan.table_names():
-        significance = significance_frame(plan, load_questions(plan))
-    tables = build_tables(plan, scores, summaries, benchmarks, significance)
+        significance = significance_frame(plan, questions)
+    disciplines = discipline_frame(plan, questions)
+    tables = build_tables(plan, scores, summaries, benchmarks, significance, disciplines)
     for table in tables.values():
         table.write(plan.tables_dir)
     with plots.report_style():
-        write_figures(plan, scores, summaries)
+        write_figures(plan, scores, summaries, disciplines)
 
     provenance = gather_provenance(config, checksums or {})
     write_provenance(plan.provenance_path, provenance)
@@ -70,11 +70,13 @@ def build_tables(
     scores: pd.DataFrame,
     summaries: pd.DataFrame | None,
     benchmarks: pd.DataFrame,
-    significance: pd.DataFrame | None = None,
+    significance: pd.DataFrame | None,
+    disciplines: pd.DataFrame,
 ) -> dict[str, Table]:
     tables = [main_table(plan, scores, significance)]
     if significance is not None:
         tables.append(significance_table(plan, significance))
+    tables.append(discipline_table(plan, disciplines))
     if plan.ladder:
         tables.append(ladder_table(plan, scores))
     tables += [sweep_table(plan, sweep, scores) for sweep in plan.sweeps if sweep.varied]
@@ -83,8 +85,15 @@ def build_tables(
     return {table.name: table for table in tables}
 
 
-def write_figures(plan: ReportPlan, scores: pd.DataFrame, summaries: pd.DataFrame | None) -> None:
+def write_figures(
+    plan: ReportPlan,
+    scores: pd.DataFrame,
+    summaries: pd.DataFrame | None,
+    disciplines: pd.DataFrame,
+) -> None:
     folder = plan.figures_dir
+    heatmap = plots.discipline_figure(heatmap_frame(plan, disciplines))
+    plots.save_figure(heatmap, folder, "disciplines")
     columns = score_columns(plan)
     for sweep in plan.sweeps:
         if sweep.varied:

@@ -34,6 +34,7 @@ def report_markdown(
         "## Main results",
         tables["main"].markdown(),
         *_significance_section(tables),
+        *_discipline_section(tables),
         "## Ablations",
         *_ladder_section(plan, tables),
         *_sweep_sections(plan, tables),
@@ -81,6 +82,24 @@ def _significance_section(tables: dict[str, Table]) -> list[str]:
         + ". Each model was trained once, so the tests treat the questions as the sample."
     )  # fmt: skip
     return ["## Paired comparisons", summary, tables["significance"].markdown()]
+
+
+def _discipline_section(tables: dict[str, Table]) -> list[str]:
+    explanation = (
+        "How often each model was right on the questions of each discipline. A discipline is a "
+        "label the benchmark itself gives its questions: CMB-Exam's exam type, class and "
+        "subject, CMExam's medical discipline, clinical department and disease group, "
+        "CMMLU-Med's subject. Questions without one are left out: XMedBench's samples (the CMB "
+        "and CMExam questions of the demo and CI profiles) carry none, so there CMMLU-Med's "
+        "seven subjects are the only disciplines. The heatmap shows the coarsest level of each "
+        "benchmark; a discipline with few questions (n) says little about a model."
+    )
+    return [
+        "## Accuracy by discipline",
+        explanation,
+        tables["disciplines"].markdown(),
+        _figure("disciplines", "Accuracy (%) per model and discipline"),
+    ]
 
 
 def _ladder_section(plan: ReportPlan, tables: dict[str, Table]) -> list[str]:

@@ -98,6 +98,18 @@ def load_scores(plan: ReportPlan) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def load_questions(plan: ReportPlan) -> pd.DataFrame:
+    """Long table of every per-question record: model, task, id, correct, and disciplines (the
+    question's classification; None where it has none, or in a record written before them)."""
+    rows = [
+        (model, task, record["id"], bool(record["correct"]), record.get("disciplines"))
+        for model in plan.specs
+        for task in plan.tasks
+        for record in read_jsonl(plan.questions_jsonl(model, task))
+    ]
+    return pd.DataFrame(rows, columns=["model", "task", "id", "correct", "disciplines"])
+
+
 # The summary.json fields the efficiency table reports.
 SUMMARY_FIELDS = (
     "trainable_params",

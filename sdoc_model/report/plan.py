@@ -189,10 +189,13 @@ class ReportPlan:
             names.append("efficiency")
         if self.trained_models and self.significance_baselines:
             names.append("significance")
+        # Always: a profile whose tasks have no discipline labels gets a table saying so.
+        names.append("disciplines")
         return names
 
     def figure_names(self) -> list[str]:
-        names = [f"sweep_{sweep.knob}" for sweep in self.sweeps if sweep.varied]
+        names = ["disciplines"]
+        names += [f"sweep_{sweep.knob}" for sweep in self.sweeps if sweep.varied]
         names += [f"expert_utilisation_{model}" for model in self.moe_models]
         if self.trained_variants:
             names.append("training_curves")

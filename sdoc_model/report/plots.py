@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
@@ -34,6 +35,9 @@ LOSS_LABELS = {
     "cl_loss": "contrastive loss",
 }
 LAYER_NAME = re.compile(r"(?:^|\.)(\d+)\.(?:.+\.)?([^.]+)$")  # "...layers.3.self_attn.q_proj"
+# CMB-Exam's and CMExam's disciplines are Chinese, which DejaVu Sans lacks: labels fall back to
+# the first of these that is installed (without one, they show as empty boxes).
+CJK_FONTS = ("Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "SimHei")
 
 
 @contextmanager
@@ -303,3 +307,24 @@ def _label_points(ax, points: pd.DataFrame) -> None:
                 va="center",
                 arrowprops={"arrowstyle": "-", "color": "0.6", "linewidth": 0.6},
             )
+
+
+def discipline_figure(accuracy: pd.DataFrame) -> Figure:
+    """Heatmap of accuracy (%): models (rows) x disciplines (columns), each cell annotated."""
+    models, disciplines = accuracy.shape
+    figure = new_figure(max(4.6, 2.2 + 0.6 * disciplines), max(2.4, 1.9 + 0.38 * models))
+    ax = figure.subplots()
+    if not disciplines:
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "No evaluated task has discipline labels", ha="center", va="center")
+        return figure
+    sns.heatmap(
+        accuracy, ax=ax, vmin=0, vmax=100, cmap="viridis", annot=True, fmt=".0f",
+        linewidths=0.5, cbar_kws={"label": "accuracy (%)"},
+    )  # fmt: skip
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    families = ["DejaVu Sans", *(name for name in CJK_FONTS if name in installed)]
+    ax.set_xticklabels(ax.get_xticklabels(), rotation=35, ha="right", fontfamily=families)
+    ax.set(xlabel="", ylabel="")
+    ax.set_title("Accuracy by discipline (%)")
+    return figure

@@ -27,7 +27,6 @@ from scipy.stats import binomtest, bootstrap
 from sdoc_model.eval.tasks import TASKS
 from sdoc_model.report.plan import AVERAGE, ReportPlan
 from sdoc_model.report.tables import MINUS, Table, delta_text
-from sdoc_model.utils.jsonl import read_jsonl
 
 RESAMPLES = 10_000
 CONFIDENCE = 0.95
@@ -88,17 +87,6 @@ def holm(p_values: Sequence[float]) -> list[float]:
 
 
 COLUMNS = ["model", "baseline", "benchmark", "n", "delta", "ci_low", "ci_high", "p_value", "p_holm"]
-
-
-def load_questions(plan: ReportPlan) -> pd.DataFrame:
-    """Long table of every per-question record: model, task, id, correct."""
-    rows = [
-        (model, task, record["id"], bool(record["correct"]))
-        for model in plan.specs
-        for task in plan.tasks
-        for record in read_jsonl(plan.questions_jsonl(model, task))
-    ]
-    return pd.DataFrame(rows, columns=["model", "task", "id", "correct"])
 
 
 def significance_frame(plan: ReportPlan, questions: pd.DataFrame) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import pytest
 from sdoc_model.data.__main__ import main
 from sdoc_model.data.download import download_dataset, fetch
 from sdoc_model.data.normalise import normalise_dataset, quarantine_path
-from sdoc_model.data.schema import RowProblem, SchemaError, load_records
+from sdoc_model.data.schema import RowProblem, SchemaError, load_records, record_problems
 from sdoc_model.data.sources import (
     CMB_EXAM_TEST,
     CMB_TEST_ANSWER_KEY,
@@ -18,6 +18,7 @@ from sdoc_model.data.sources import (
     CMEXAM_VAL_XLSX,
     CMMLU_MED_SUBJECTS,
 )
+from tests.factories import schema_row
 
 SMALL_DEMO_SETS = ["cmb_xmed", "cmexam_xmed", "cmmlu_med", "cmmlu_med_dev"]
 
@@ -71,6 +72,7 @@ def test_cmmlu_med_covers_the_seven_subjects_by_english_name(demo_sets):
             assert all(subjects.count(s) == per_subject for s in CMMLU_MED_SUBJECTS)
     first = demo_sets["cmmlu_med"][0]
     assert first["id"] == "cmmlu-med-anatomy-000001"
+    assert first["disciplines"] == {"subject": "anatomy"}
     assert first["question"] == "女性生殖腺是" and first["options"]["A"] == "卵巢"
     assert first["answer"] == "A" and first["benchmark"] == "cmmlu_med" and first["split"] == "test"
 
@@ -83,6 +85,24 @@ def test_cmmlu_keeps_question_and_option_text_as_published(demo_sets):
     assert by_id["cmmlu-med-anatomy-000034"]["options"]["A"] == " 由平滑肌纤维构成"
     assert by_id["cmmlu-med-genetics-000037"]["options"]["A"] == "1/16 "
     assert by_id["cmmlu-med-virology-000129"]["question"] == "保护病毒核酸的是 "
+
+
+def test_only_sources_that_classify_their_questions_give_disciplines(demo_sets, cmexam_xlsx):
+    # XMedBench's samples and the xlsx copy have no discipline columns: the demo's only
+    # disciplines are CMMLU-Med's subjects.
+    for records in (demo_sets["cmb_xmed"], demo_sets["cmexam_xmed"], cmexam_xlsx[3]):
+        assert not any("disciplines" in r for r in records)
+    for name in ("cmmlu_med", "cmmlu_med_dev"):
+        assert all(r["disciplines"] == {"subject": r["subject"]} for r in demo_sets[name])
+
+
+def test_disciplines_map_level_names_to_text_or_null():
+    valid = {"exam_type": "医师考试", "exam_class": "执业医师", "exam_subject": None}
+    assert record_problems(schema_row() | {"disciplines": valid}) == []
+    for bad in (["内科"], {"exam_type": 1}):
+        assert record_problems(schema_row() | {"disciplines": bad}) == [
+            "disciplines is not a mapping of level names to strings or null"
+        ]
 
 
 def test_xmedbench_options_lose_the_added_full_stop_and_empty_padding(demo_sets):
@@ -154,6 +174,9 @@ def test_cmb_exam_test_joins_the_official_answer_key(cmb_key, tmp_path):
     assert (report.rows, report.single, report.multi) == (2, 1, 1)
     assert (first["answer"], first["question_type"]) == ("D", "single")
     assert first["subject"] == cmb_key[1]["exam_subject"]
+    levels = ("exam_type", "exam_class", "exam_subject")  # coarsest first
+    assert first["disciplines"] == {level: cmb_key[1][level] for level in levels}
+    assert list(first["disciplines"]) == list(levels)
     assert (second["answer"], second["question_type"]) == ("ABCDE", "multi")
     assert first["id"] == "cmb-exam-test-000001" and first["source"]["url"] == CMB_EXAM_TEST.url
     assert (first["source"]["id"], second["source"]["id"]) == ("1", "5")  # the official ids
@@ -258,9 +281,15 @@ def test_cmexam_official_csv_formats(tmp_path):
     assert single["options"] == {"A": "胃溃疡", "B": "肠上皮化生", "C": "胃息肉"}
     assert (single["answer"], single["subject"], single["split"]) == ("B", "临床医学", "test")
     assert single["explanation"] == "肠上皮化生属于癌前病变（B对）。"
+    assert single["disciplines"] == {
+        "medical_discipline": "临床医学",
+        "clinical_department": "内科",
+        "disease_group": "消化系统疾病",
+    }
     assert (multi["answer"], multi["question_type"], multi["explanation"]) == ("ABD", "multi", None)
     [train] = load_records(tmp_path / "train.jsonl")
     assert (train["id"], train["subject"], train["split"]) == ("cmexam-train-000001", None, "train")
+    assert "disciplines" not in train  # the train file has no annotation columns
 
 
 BAD_ROWS = [

@@ -97,7 +97,7 @@ REPORT_PLAN = ReportPlan.from_config(config, RESULTS)
 def report_item(name):
     """(section, caption file) of a table or figure of the report plan."""
     kind = name.split("_")[0]
-    if name in ("main", "accuracy_vs_params", "significance"):
+    if name in ("main", "accuracy_vs_params", "significance", "disciplines"):
         return "1. Results", name
     if kind in ("ablation", "sweep"):
         return "2. Ablations", kind
@@ -117,7 +117,9 @@ def reported_files(folder, names, shown, also):
             f"{folder}/{name}.{shown}",
             category=section,
             caption=f"../report/{caption}.rst",
-            labels={"name": name},
+            # With the extension: the report shows one file per label, and a table and a
+            # figure may share a name (disciplines).
+            labels={"name": f"{name}.{shown}"},
         )
         files += [shown_file, *(f"{folder}/{name}.{ext}" for ext in also)]
     return files
