@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     def evaluation():
         evaluate_tasks(
             model_args(spec, base, sparsedoctor, "auto"), outputs, args.data,
-            num_fewshot=dict.fromkeys(outputs, 0), limit=args.limit, batch_size=16,
+            num_fewshot=dict.fromkeys(outputs, 0), limit=dict.fromkeys(outputs, args.limit),
+            batch_size=16,
         )  # fmt: skip
         results = [json.loads(path.read_text())["results"] for path in outputs.values()]
         return {"results": {key: value for result in results for key, value in result.items()}}

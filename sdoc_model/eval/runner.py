@@ -2,9 +2,9 @@
 
 Every checkpoint the workflow produces loads in the stock ``lm_eval`` CLI, so this module
 only chooses the ``--model_args`` for a model and runs lm-eval's own ``simple_evaluate``
-with this project's tasks, one task after the other on one loaded model (model loading and
-lm-eval's start-up are paid once per model). Each task's shell command is stored with its
-results, and its per-question records beside them (sdoc_model.eval.records).
+with this project's tasks, one task after the other on one loaded model (an Evaluator: model
+loading and lm-eval's start-up are paid once per model). Each task's shell command is stored
+with its results, and its per-question records beside them (sdoc_model.eval.records).
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -22,6 +24,7 @@ from sdoc_model.eval.records import question_records
 from sdoc_model.eval.tasks import TASKS
 from sdoc_model.method.variants import VARIANTS
 from sdoc_model.profile import ModelSpec
+from sdoc_model.utils.allocator import keep_freed_memory
 from sdoc_model.utils.atomic import write_text
 from sdoc_model.utils.jsonl import write_jsonl
 from sdoc_model.utils.tensor_files import CorruptFileError, load_tensors
@@ -77,42 +80,65 @@ def cli_command(
     return shlex.join(command)
 
 
+@dataclass
+class Evaluator:
+    """lm-eval's ``hf`` model loaded once from ``--model_args``, and a task manager that knows
+    only this project's tasks (indexing lm-eval's thousands of built-in ones costs ~15 s)."""
+
+    model: Any
+    manager: Any
+    args: str
+    batch_size: int | str
+    device: str
+
+    @classmethod
+    def open(cls, args: str, batch_size: int | str = 8) -> Evaluator:
+        from lm_eval.api.registry import get_model
+        from lm_eval.tasks import TaskManager
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        model = get_model("hf").create_from_arg_string(
+            args, {"batch_size": batch_size, "max_batch_size": None, "device": device}
+        )
+        manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
+        return cls(model, manager, args, batch_size, device)
+
+    def evaluate(self, task: str, num_fewshot: int | None, limit: int | None, seed: int) -> dict:
+        """One task, exactly as the stock CLI would score it alone (model_args, batch size and
+        device only go into lm-eval's record: the model is built)."""
+        import lm_eval
+
+        return lm_eval.simple_evaluate(
+            model=self.model, model_args=self.args, tasks=[task], num_fewshot=num_fewshot,
+            limit=limit, batch_size=self.batch_size, device=self.device, log_samples=True,
+            task_manager=self.manager, random_seed=seed, numpy_random_seed=seed,
+            torch_random_seed=seed, fewshot_random_seed=seed,
+        )  # fmt: skip
+
+
 def evaluate_tasks(
     args: str,
     outputs: dict[str, Path],
     data_dir: Path,
     num_fewshot: dict[str, int] | None = None,
-    limit: int | None = None,
+    limit: dict[str, int] | None = None,
     batch_size: int | str = 8,
     seed: int = 0,
 ) -> None:
     """Score every task of `outputs` (task -> result file) with one model load in this
-    process. Each task is its own lm-eval run, exactly as the stock CLI would do it alone, and
-    writes its aggregated results JSON (with the command that reproduces it and the sha256 of
-    the normalised files it scored) and its per-question records beside it."""
-    import lm_eval
-    from lm_eval.api.registry import get_model
-    from lm_eval.tasks import TaskManager
-
+    process. Each task is its own lm-eval run and writes its aggregated results JSON (with the
+    command that reproduces it and the sha256 of the normalised files it scored) and its
+    per-question records beside it. `num_fewshot` and `limit` map task names to lm-eval's
+    settings of the same name; a task not named gets lm-eval's default."""
     os.environ["SDOC_DATA_DIR"] = str(Path(data_dir).resolve())
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = get_model("hf").create_from_arg_string(
-        args, {"batch_size": batch_size, "max_batch_size": None, "device": device}
-    )
-    # Only this project's tasks: indexing lm-eval's thousands of built-in ones costs ~15 s.
-    manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
+    keep_freed_memory()  # every batch reallocates the same large buffers: no page faults each time
+    evaluator = Evaluator.open(args, batch_size)
     for task, out_path in outputs.items():
-        shots = (num_fewshot or {}).get(task)
-        # model_args, batch_size and device only go into lm-eval's record: the model is built.
-        results = lm_eval.simple_evaluate(
-            model=model, model_args=args, tasks=[task], num_fewshot=shots, limit=limit,
-            batch_size=batch_size, device=device, log_samples=True, task_manager=manager,
-            random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
-            fewshot_random_seed=seed,
-        )  # fmt: skip
+        shots, task_limit = (num_fewshot or {}).get(task), (limit or {}).get(task)
+        results = evaluator.evaluate(task, shots, task_limit, seed)
         files = [normalised_path(name, Path(data_dir)) for name in TASKS[task].datasets.values()]
         results["sdoc"] = {
-            "command": cli_command(args, task, shots, limit, batch_size),
+            "command": cli_command(args, task, shots, task_limit, batch_size),
             "normalised_sha256": {path.name: sha256_file(path) for path in files},
         }
         write_results(results, task, Path(out_path))

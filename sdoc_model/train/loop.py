@@ -17,6 +17,7 @@ import yaml
 from sdoc_model.train import distributed
 from sdoc_model.train.config import validate_run
 from sdoc_model.train.trainer import RunPaths, Trainer
+from sdoc_model.utils.allocator import keep_freed_memory
 from sdoc_model.utils.atomic import write_text
 
 
@@ -42,6 +43,7 @@ def train(
     )
     if config.num_processes > 1 and not distributed.launched_by_torchrun():
         return relaunch(variant, paths, adapter, training, model_name, config.num_processes)
+    keep_freed_memory()  # a step reallocates the same large buffers: no page faults each time
     processes = distributed.start(config.num_processes)
     try:
         trainer = Trainer(variant, paths, adapter_config, config, model_name or variant, processes)

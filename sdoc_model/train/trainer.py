@@ -73,6 +73,23 @@ class RunPaths:
     checkpoint_dir: Path
 
 
+def lm_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Next-token cross-entropy summed over the labelled tokens. The LM head runs only at the
+    positions that predict a label (in fine-tuning data, each example's few response tokens):
+    its logits and their log-softmax over the whole vocabulary at every prompt token would
+    cost a fifth of the step and a (batch, length, vocabulary) tensor for nothing."""
+    targets = batch["labels"][:, 1:]
+    positions = (targets != IGNORE_INDEX).any(dim=0).nonzero().flatten()
+    logits = model(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+        logits_to_keep=positions,
+    ).logits  # fmt: skip
+    return F.cross_entropy(
+        logits.flatten(0, 1).float(), targets[:, positions].flatten(),
+        ignore_index=IGNORE_INDEX, reduction="sum",
+    )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Progress:
     """How far the run is; saved in every checkpoint, summed over resumed segments."""
@@ -203,14 +220,7 @@ class Trainer:
             last = index == micro_steps - 1
             with nullcontext() if last or not distributed_run else self.ddp_model.no_sync():
                 with self.autocast:
-                    output = self.ddp_model(
-                        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-                    )
-                    lm_sum = F.cross_entropy(
-                        output.logits[:, :-1].flatten(0, 1).float(),
-                        batch["labels"][:, 1:].flatten(),
-                        ignore_index=IGNORE_INDEX, reduction="sum",
-                    )  # fmt: skip
+                    lm_sum = lm_loss_sum(self.ddp_model, batch)
                     aux = self.model.aux_loss() if self.moe else None
                 loss = lm_sum * lm_scale + (aux / micro_steps if self.moe else 0)
                 loss.backward()

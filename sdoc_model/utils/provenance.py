@@ -53,14 +53,22 @@ def package_version(name: str) -> str | None:
         return None
 
 
+# The workflow's outputs: running it rewrites committed results, which is no change of the code.
+OUTPUTS = "results"
+
+
 def git_state(repo: Path) -> dict:
-    """Commit and whether tracked files differ from it (untracked outputs don't count)."""
+    """Commit, and whether tracked files outside results/ differ from it (untracked files and
+    the workflow's own outputs don't count)."""
     try:
         commit = _git(repo, "rev-parse", "HEAD")
-        dirty = bool(_git(repo, "status", "--porcelain", "--untracked-files=no"))
+        changes = _git(
+            repo, "status", "--porcelain", "--untracked-files=no", "--", ".",
+            f":(exclude){OUTPUTS}",
+        )  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": dirty}
+    return {"commit": commit, "dirty": bool(changes)}
 
 
 def _git(repo: Path, *args: str) -> str:

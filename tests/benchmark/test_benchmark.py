@@ -1,12 +1,41 @@
 """The speed benchmark's smoke run: every section runs and prints its figures."""
 
+import re
+import shutil
+
 from sdoc_model.benchmark.__main__ import main
+from sdoc_model.utils.allocator import keep_freed_memory
+from tests.conftest import REPO
+from tests.factories import write_data_dir
 
 
-def test_quick_run_prints_every_section(capsys, single_thread):
-    main(["--quick", "--dispatch-sweep"])
+def test_quick_run_prints_every_section(
+    capsys, single_thread, tiny_model_dir, tmp_path, monkeypatch
+):
+    data = write_data_dir(tmp_path / "data")
+    shutil.copyfile(data / "normalised" / "cmexam_xmed.jsonl", data / "train.jsonl")
+    monkeypatch.setenv("SDOC_DATA_DIR", str(data))  # the evaluation section sets it: restored
+    main([
+        "--quick", "--dispatch-sweep", "--config", str(REPO / "config" / "ci.yaml"),
+        "--base-model", str(tiny_model_dir), "--data", str(data),
+    ])  # fmt: skip
     out = capsys.readouterr().out
-    for title in ("layer forward+backward", "dispatch sweep", "training step", "memory queue"):
+    sections = (
+        "layer forward+backward", "dispatch sweep", "training step", "memory queue",
+        "evaluation throughput", "training job",
+    )  # fmt: skip
+    for title in sections:
         assert f"== {title}" in out, out
-    assert "masked loop" in out and "sparsedoctor/lora" in out
+    assert "masked loop" in out and "sparsedoctor/lora" in out and "of the FLOP bound" in out
     assert "constant: True" in out
+    # Every task of the ci profile was scored, and the plain forward saw the same inputs.
+    for task in ("cmb_xmed", "cmexam_xmed", "cmmlu_med"):
+        assert re.search(rf"^{task}\s+\d+\s+\d+\s+\d+", out, re.MULTILINE), out
+    assert re.search(r"task runs at [\d.]+ of the plain forward", out)
+    assert re.search(r"job/steps [\d.]+ \(target", out)
+
+
+def test_freed_memory_is_kept_on_glibc():
+    """This project's machines run glibc: the allocator setting must take (the benchmark and
+    the jobs rely on it for their CPU speed)."""
+    assert keep_freed_memory()

@@ -141,7 +141,8 @@ def lm_eval_results(
     """What lm-eval 0.4.13's evaluate() + simple_evaluate() + EvaluationTracker write, and the
     per-question records of the same answers (question ids shared by every model)."""
     evaluation = config["evaluation"]
-    limit, shots = evaluation.get("limit"), evaluation.get("num_fewshot", {}).get(task, 0)
+    limit = evaluation.get("limit", {}).get(task)
+    shots = evaluation.get("num_fewshot", {}).get(task, 0)
     metric = "exact_match" if task.endswith("_gen") else "acc"
     leaves = CMMLU_MED if task == "cmmlu_med" else {task: TEST_SET_SIZES[task]}
     results, n_samples, questions = {}, {}, []
@@ -150,10 +151,13 @@ def lm_eval_results(
         items = [float(x) for x in rng.random(evaluated) < skill]
         results[leaf] = _task_metrics(leaf, metric, items)
         n_samples[leaf] = {"original": size, "effective": evaluated}
+        # As the records have them: CMMLU-Med's subjects are disciplines, XMedBench's have none.
+        subject = leaf.removeprefix(f"{task}_") if task == "cmmlu_med" else None
         questions += [
-            {"id": f"{leaf}-{i}", "task": leaf, "correct": bool(item), "choice": "A"}
+            {"id": f"{leaf}-{i}", "task": leaf, "correct": bool(item), "choice": "A",
+             "discipline": subject, "disciplines": {"subject": subject} if subject else None}
             for i, item in enumerate(items)
-        ]
+        ]  # fmt: skip
     output = {"results": results}
     if task == "cmmlu_med":
         values = [results[leaf][f"{metric},none"] for leaf in leaves]
@@ -299,7 +303,7 @@ def markdown_rows(text: str) -> list[list[str]]:
 
 def test_every_table_and_figure_exists(ci_report):
     tables = ["main", "ablation_variants", "ablation_num_experts", "ablation_top_k", "efficiency"]
-    tables.append("significance")
+    tables += ["significance", "disciplines"]
     moe = [
         "lora_moe_dense",
         "lora_moe",
@@ -309,6 +313,7 @@ def test_every_table_and_figure_exists(ci_report):
         "sparsedoctor-top_k-1",
     ]
     figures = ["sweep_num_experts", "sweep_top_k", "training_curves", "accuracy_vs_params"]
+    figures.append("disciplines")
     figures += [f"expert_utilisation_{model}" for model in moe]
     expected = [
         ci_report / "tables" / f"{name}.{ext}" for name in tables for ext in ("csv", "md", "tex")
@@ -346,7 +351,7 @@ def test_group_score_is_lm_eval_size_weighted_aggregate(ci_report):
     )
     row = next(row for row in read_csv(ci_report / "tables" / "main.csv") if row["model"] == "lora")
     assert float(row["cmmlu_med_acc"]) == pytest.approx(weighted)
-    assert int(row["cmmlu_med_n"]) == 7 * CI_CONFIG["evaluation"]["limit"]
+    assert int(row["cmmlu_med_n"]) == 7 * CI_CONFIG["evaluation"]["limit"]["cmmlu_med"]
 
 
 def test_markdown_main_table_has_a_row_per_model_and_the_mean_as_average(ci_report):
@@ -383,6 +388,7 @@ def test_tables_state_the_evaluation_protocol(ci_report):
         "ablation_top_k",
         "efficiency",
         "significance",
+        "disciplines",
     ],
 )
 def test_latex_tables_are_well_formed_booktabs(ci_report, name):
@@ -680,3 +686,48 @@ def test_dagger_marks_only_task_cells_whose_difference_to_lora_holds():
     assert cells.loc["sparsedoctor", "CMB (XMedBench)"] == "40.0 ± 1.0 \u2020"
     assert cells.loc["sparsedoctor", "Average"] == "40.0"  # a mean of tasks, not the pooled test
     assert cells.loc["lora", "CMB (XMedBench)"] == "30.0 ± 1.0"
+
+
+def test_discipline_table_recomputes_from_the_records(ci_report):
+    rows = read_csv(ci_report / "tables" / "disciplines.csv")
+    assert list(rows[0]) == ["model", "task", "level", "discipline", "n", "acc"]
+    main_models = CI_CONFIG["variants"]  # the ci profile has no external models
+    # Only CMMLU-Med's questions carry a discipline: its seven subjects, for every main model.
+    subjects = [leaf.removeprefix("cmmlu_med_") for leaf in CMMLU_MED]
+    assert [(r["model"], r["task"], r["level"], r["discipline"]) for r in rows] == [
+        (model, "cmmlu_med", "subject", subject) for subject in subjects for model in main_models
+    ]
+    for row in rows:
+        records = read_jsonl(ci_report / "eval" / row["model"] / "cmmlu_med.questions.jsonl")
+        correct = [r["correct"] for r in records if r["discipline"] == row["discipline"]]
+        assert int(row["n"]) == len(correct) == CI_CONFIG["evaluation"]["limit"]["cmmlu_med"]
+        assert float(row["acc"]) == pytest.approx(sum(correct) / len(correct))
+    header, *cells = markdown_rows((ci_report / "tables" / "disciplines.md").read_text())
+    assert header == ["Benchmark", "Level", "Discipline", "n", *main_models]
+    acc = {(r["model"], r["discipline"]): float(r["acc"]) for r in rows}
+    for cell in cells:
+        shown = [float(text.strip("*")) for text in cell[4:]]
+        assert shown == pytest.approx([100 * acc[m, cell[2]] for m in main_models], abs=0.05)
+    note = "Left out, their questions carry no discipline: CMB (XMedBench), CMExam (XMedBench)."
+    assert note in (ci_report / "tables" / "disciplines.md").read_text()
+    report = (ci_report / "REPORT.md").read_text()
+    section = report[report.index("## Accuracy by discipline") : report.index("## Ablations")]
+    assert "CMMLU-Med's seven subjects are the only disciplines" in section
+    assert "(figures/disciplines.png)" in section
+
+
+def test_discipline_table_says_when_no_task_has_disciplines(tmp_path):
+    import pandas as pd
+
+    from sdoc_model.report.disciplines import discipline_frame, discipline_table, heatmap_frame
+
+    plan = ReportPlan.from_config(CI_CONFIG, tmp_path)
+    questions = pd.DataFrame(
+        [(model, "cmb_xmed", "q1", True, None) for model in plan.specs],
+        columns=["model", "task", "id", "correct", "disciplines"],
+    )
+    frame = discipline_frame(plan, questions)
+    table = discipline_table(plan, frame)
+    assert frame.empty and table.cells.empty
+    assert "No evaluated task's questions carry a discipline (CMB (XMedBench)" in table.note
+    assert heatmap_frame(plan, frame).shape == (len(plan.main_models), 0)
