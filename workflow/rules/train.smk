@@ -19,7 +19,7 @@ rule train:
         f"{RESULTS}/logs/train/{{model}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{model}}.tsv"
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores  # a function: `--report` runs without --cores
     resources:
         **rule_resources("train"),
     conda:
