@@ -176,3 +176,31 @@ def test_length_grouping_pads_less_and_visits_every_example_once_per_epoch():
     epoch_order.cache_clear()
     assert micro_batch_indices(size, 1, batch_size, 300, lengths) == grouped[2400:2408]
     assert micro_batch_indices(size, 2, batch_size, 300, lengths) != grouped[2400:2408]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_lm_head_only_at_labelled_positions_gives_the_full_logits_loss(tiny_model_dir, variant):
+    """The trainer's LM loss (LM head at the labelled positions only) equals cross-entropy over
+    the full logits, on right-padded rows whose responses end at different positions."""
+    from transformers import AutoModelForCausalLM
+
+    from sdoc_model.method.variants import build_model
+    from sdoc_model.train.trainer import lm_loss_sum
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    model = build_model(variant, base, SparseDoctorConfig(**ADAPTER)).eval()
+    input_ids = torch.randint(3, base.config.vocab_size, (3, 24))
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[1, 17:] = attention_mask[2, 9:] = 0
+    labels = torch.full_like(input_ids, IGNORE_INDEX)
+    for row, length in enumerate(attention_mask.sum(dim=1).tolist()):
+        labels[row, length - 3 : length] = input_ids[row, length - 3 : length]
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    with torch.no_grad():
+        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+        full = torch.nn.functional.cross_entropy(
+            logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(),
+            ignore_index=IGNORE_INDEX, reduction="sum",
+        )  # fmt: skip
+        assert lm_loss_sum(model, batch).item() == pytest.approx(full.item(), rel=1e-6)
