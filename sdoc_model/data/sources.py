@@ -220,6 +220,7 @@ class DatasetSpec:
     reader: str  # a key of sdoc_model.data.normalise.READERS
     files: tuple[Source, ...]
     answer_key: Source | None = None  # joined by question id (CMB-Exam test)
+    disciplines: bool = False  # its rows carry discipline labels (see normalise.py)
 
     @property
     def sources(self) -> tuple[Source, ...]:
@@ -233,19 +234,23 @@ DATASETS: dict[str, DatasetSpec] = {
     "cmb_xmed_dev": DatasetSpec(CMB, "dev", "xmedbench_jsonl", (XMED_CMB_DEV,)),
     "cmexam_xmed": DatasetSpec(CMEXAM, "test", "xmedbench_jsonl", (XMED_CMEXAM_TEST,)),
     "cmexam_xmed_dev": DatasetSpec(CMEXAM, "dev", "xmedbench_jsonl", (XMED_CMEXAM_DEV,)),
-    "cmmlu_med": DatasetSpec(CMMLU_MED, "test", "cmmlu_csv", _cmmlu_med("test")),
-    "cmmlu_med_dev": DatasetSpec(CMMLU_MED, "dev", "cmmlu_csv", _cmmlu_med("dev")),
+    "cmmlu_med": DatasetSpec(CMMLU_MED, "test", "cmmlu_csv", _cmmlu_med("test"), disciplines=True),
+    "cmmlu_med_dev": DatasetSpec(
+        CMMLU_MED, "dev", "cmmlu_csv", _cmmlu_med("dev"), disciplines=True
+    ),
     # demo training source (in the mirror)
     "cmexam_val_xlsx": DatasetSpec(CMEXAM, "val", "cmexam_xlsx", (CMEXAM_VAL_XLSX,)),
     # paper profile (downloaded)
     "cmb_exam_test": DatasetSpec(
-        CMB, "test", "cmb_exam_json", (CMB_EXAM_TEST,), answer_key=CMB_TEST_ANSWER_KEY
+        CMB, "test", "cmb_exam_json", (CMB_EXAM_TEST,), CMB_TEST_ANSWER_KEY, disciplines=True
     ),
-    "cmb_exam_val": DatasetSpec(CMB, "val", "cmb_exam_json", (CMB_EXAM_VAL,)),
-    "cmb_exam_train": DatasetSpec(CMB, "train", "cmb_exam_json", (CMB_EXAM_TRAIN,)),
+    "cmb_exam_val": DatasetSpec(CMB, "val", "cmb_exam_json", (CMB_EXAM_VAL,), disciplines=True),
+    "cmb_exam_train": DatasetSpec(
+        CMB, "train", "cmb_exam_json", (CMB_EXAM_TRAIN,), disciplines=True
+    ),
     "cmexam_train": DatasetSpec(CMEXAM, "train", "cmexam_csv", (CMEXAM_TRAIN,)),
     "cmexam_val": DatasetSpec(CMEXAM, "val", "cmexam_csv", (CMEXAM_VAL,)),
-    "cmexam_test": DatasetSpec(CMEXAM, "test", "cmexam_csv", (CMEXAM_TEST,)),
+    "cmexam_test": DatasetSpec(CMEXAM, "test", "cmexam_csv", (CMEXAM_TEST,), disciplines=True),
 }
 
 

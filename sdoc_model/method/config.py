@@ -12,6 +12,8 @@ from typing import Any
 from sdoc_model.utils.strict import dataclass_from_dict
 
 DISPATCH_MODES = ("auto", "stacked", "grouped")
+# What makes two expert representations positives of the contrastive loss (see the docstring).
+CL_LABELS = ("expert", "discipline")
 DEFAULT_CONTRASTIVE_LAYERS = 4  # the last four decoder layers, see SparseDoctorConfig
 DEFAULT_TARGET_MODULES = (
     "q_proj",
@@ -34,6 +36,11 @@ class SparseDoctorConfig:
     task- and domain-specific features, which is where expert specialisation pays, and a fixed
     count keeps the queues' memory (`queue_size * d_out * 4` bytes per adapted module) and the
     loss's cost (a few percent of a training step) independent of the model's depth.
+
+    `cl_labels` chooses the contrastive positives: `expert`, representations of the same
+    expert; `discipline`, representations of questions of the same medical discipline (the
+    training rows' coarsest discipline label; rows without one take no part), so that routing
+    is supervised by medical field.
     """
 
     target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGET_MODULES))
@@ -48,6 +55,7 @@ class SparseDoctorConfig:
     z_weight: float = 0.0
     cl_weight: float = 0.1
     cl_temperature: float = 0.07
+    cl_labels: str = "expert"
     queue_size: int = 1024  # entries per contrastive module; 0 = in-batch contrast only
     contrastive_layers: list[int] | None = None
     base_model_name_or_path: str | None = None
@@ -75,6 +83,10 @@ class SparseDoctorConfig:
                 raise ValueError(f"{key} must be a positive integer, got {value!r}")
         if self.top_k > self.num_experts:
             raise ValueError(f"top_k must be <= num_experts ({self.num_experts}), got {self.top_k}")
+        if self.cl_labels not in CL_LABELS:
+            raise ValueError(
+                f"cl_labels must be one of {', '.join(CL_LABELS)}, got {self.cl_labels!r}"
+            )
         if self.dispatch not in DISPATCH_MODES:
             raise ValueError(
                 f"dispatch must be one of {', '.join(DISPATCH_MODES)}, got {self.dispatch!r}"

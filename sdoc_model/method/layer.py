@@ -22,11 +22,14 @@ class RoutingContext:
     `token_mask` is (batch, seq) with 1 for real tokens and 0 for padding, or None for "all real".
     `across_processes`: in data-parallel training, the routing losses and the memory queues
     cover the global batch of every process (see sdoc_model.method.losses), as in a one-process run.
+    `sequence_labels` is (batch,) with each sequence's discipline id (-1: none), the contrastive
+    labels of layers configured with `cl_labels: discipline`.
     `replaying`: activation checkpointing is recomputing a forward in the backward pass; the
     layers then redo their last forward without its side effects (see LoRAMoELinear.forward).
     """
 
     token_mask: torch.Tensor | None = None
+    sequence_labels: torch.Tensor | None = None
     across_processes: bool = False
     replaying: bool = False
 
@@ -87,6 +90,7 @@ class LoRAMoELinear(nn.Module):
         self.router = nn.Linear(d_in, self.num_experts, bias=False, **factory)
         self.lora_dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         self.cl_temperature = config.cl_temperature if contrastive else None
+        self.cl_labels = config.cl_labels
         self.memory_queue = None
         if contrastive and config.queue_size > 0:
             self.memory_queue = ExpertMemoryQueue(config.queue_size, d_out, factory["dtype"])
@@ -239,7 +243,8 @@ class LoRAMoELinear(nn.Module):
         return token_mask.to(like.dtype)
 
     def _expert_representations(self, gated_codes, gates, mask):
-        """z_{s,e} = normalize(B_e @ sum_t g_{t,e} A_e x_t) over the real tokens routed to e.
+        """z_{s,e} = normalize(B_e @ sum_t g_{t,e} A_e x_t) over the real tokens routed to e,
+        labelled e, or with `cl_labels: discipline` the discipline of s.
 
         The gate-weighted sum (a mean up to a positive factor, which normalize removes) makes the
         contrastive loss reach the router too. Returns (B*E, d_out) features and (B*E,) labels.
@@ -250,9 +255,24 @@ class LoRAMoELinear(nn.Module):
         features = torch.bmm(code_sums.transpose(0, 1), self.lora_B.transpose(1, 2))
         features = F.normalize(features.transpose(0, 1), dim=-1).flatten(0, 1)
         routed = (mask.unsqueeze(1) @ gates).squeeze(1) > 0  # (B, E): e saw a real token of s
-        expert_ids = torch.arange(self.num_experts, device=gates.device).expand(batch, -1)
-        labels = torch.where(routed, expert_ids, -1).flatten()
+        if self.cl_labels == "discipline":
+            label_ids = (
+                self._sequence_labels(batch, gates.device).unsqueeze(1).expand(-1, self.num_experts)
+            )
+        else:
+            label_ids = torch.arange(self.num_experts, device=gates.device).expand(batch, -1)
+        labels = torch.where(routed, label_ids, -1).flatten()
         return features, labels
+
+    def _sequence_labels(self, batch: int, device: torch.device) -> torch.Tensor:
+        labels = self.routing_context.sequence_labels
+        if labels is None or tuple(labels.shape) != (batch,):
+            raise ValueError(
+                f"cl_labels: discipline needs the discipline id of each of the {batch} sequences "
+                f"(RoutingContext.sequence_labels), got "
+                f"{None if labels is None else tuple(labels.shape)}"
+            )
+        return labels.to(device)
 
     def extra_repr(self) -> str:
         dispatch = "grouped" if self.grouped_dispatch else "stacked"

@@ -95,17 +95,23 @@ class SparseDoctorModel(nn.Module):
         for layer in self.adapted_layers.values():
             layer.routing_context = self.routing_context
 
-    def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs):
+    def forward(
+        self, input_ids=None, attention_mask=None, labels=None, discipline_ids=None, **kwargs
+    ):
+        """The base model's forward. `discipline_ids` (batch,): each sequence's discipline id
+        (-1: none), the contrastive labels of `cl_labels: discipline` in training."""
         # A 2-D mask marks padding; other layouts (4-D, None) mean every token is real.
         is_padding_mask = attention_mask is not None and attention_mask.dim() == 2
-        self.routing_context.token_mask = attention_mask if is_padding_mask else None
+        context = self.routing_context
+        context.token_mask = attention_mask if is_padding_mask else None
+        context.sequence_labels = discipline_ids
         self._last_token_mask = attention_mask.flatten() if is_padding_mask else None
         try:
             return self.base_model(
                 input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs
             )
         finally:
-            self.routing_context.token_mask = None
+            context.token_mask = context.sequence_labels = None
 
     def activation_checkpointing_enable(self) -> None:
         """Activation checkpointing of the base model's decoder layers (transformers' method of
@@ -120,17 +126,20 @@ class SparseDoctorModel(nn.Module):
     def _checkpoint_contexts(self):
         # torch.utils.checkpoint's context_fn, called as a checkpointed layer runs forward: the
         # contexts of that forward and of its recomputation, which needs this forward's token
-        # mask (`forward` has cleared it by then).
-        return nullcontext(), self._replay(self.routing_context.token_mask)
+        # mask and sequence labels (`forward` has cleared them by then).
+        context = self.routing_context
+        return nullcontext(), self._replay(context.token_mask, context.sequence_labels)
 
     @contextmanager
-    def _replay(self, token_mask: torch.Tensor | None):
+    def _replay(self, token_mask: torch.Tensor | None, sequence_labels: torch.Tensor | None):
         context = self.routing_context
         context.replaying, context.token_mask = True, token_mask
+        context.sequence_labels = sequence_labels
         try:
             yield
         finally:
-            context.replaying, context.token_mask = False, None
+            context.replaying = False
+            context.token_mask = context.sequence_labels = None
 
     # ---- auxiliary losses and routing statistics of the last forward ----
 

@@ -8,6 +8,7 @@ order from the same seeded generator, so it stays such a function.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +27,7 @@ EXPLANATION_CUE = "\n解析："
 class Example:
     input_ids: tuple[int, ...]
     prompt_length: int  # the first prompt_length tokens are context, the rest is scored
+    discipline: int = -1  # index into the sorted disciplines of the training file; -1: none
 
     @property
     def response_tokens(self) -> int:
@@ -63,10 +65,20 @@ def load_sft_examples(
     rows = load_records(path)
     if not rows:
         raise ValueError(f"train file {path} has no rows")
+    labels = [discipline_label(row) for row in rows]
+    index = {label: i for i, label in enumerate(sorted(set(labels) - {None}))}
     return [
-        tokenize_example(tokenizer, *render_example(row, include_explanation), max_length)
-        for row in rows
+        dataclasses.replace(
+            tokenize_example(tokenizer, *render_example(row, include_explanation), max_length),
+            discipline=index.get(label, -1),
+        )
+        for row, label in zip(rows, labels, strict=True)
     ]
+
+
+def discipline_label(row: dict) -> str | None:
+    """A row's coarsest discipline label (the first level of its `disciplines`), if any."""
+    return next(iter((row.get("disciplines") or {}).values()), None)
 
 
 # Micro-batches per length-sorted chunk, as in transformers' LengthGroupedSampler: sorting
@@ -164,7 +176,8 @@ def step_data(
 
 
 def collate(batch: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded input_ids, attention_mask and labels (IGNORE_INDEX outside the response)."""
+    """Right-padded input_ids, attention_mask and labels (IGNORE_INDEX outside the response),
+    and each row's discipline id."""
     width = max(len(e.input_ids) for e in batch)
     input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
@@ -174,4 +187,8 @@ def collate(batch: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
         input_ids[row, : len(ids)] = ids
         labels[row, example.prompt_length : len(ids)] = ids[example.prompt_length :]
         attention_mask[row, : len(ids)] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    disciplines = torch.tensor([e.discipline for e in batch], dtype=torch.long)
+    return {
+        "input_ids": input_ids, "attention_mask": attention_mask, "labels": labels,
+        "discipline_ids": disciplines,
+    }  # fmt: skip

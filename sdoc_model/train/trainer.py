@@ -74,16 +74,15 @@ class RunPaths:
 
 
 def lm_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Next-token cross-entropy summed over the labelled tokens. The LM head runs only at the
+    """Next-token cross-entropy summed over the labelled tokens, the batch's other tensors
+    passed to the model. The LM head runs only at the
     positions that predict a label (in fine-tuning data, each example's few response tokens):
     its logits and their log-softmax over the whole vocabulary at every prompt token would
     cost a fifth of the step and a (batch, length, vocabulary) tensor for nothing."""
     targets = batch["labels"][:, 1:]
     positions = (targets != IGNORE_INDEX).any(dim=0).nonzero().flatten()
-    logits = model(
-        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-        logits_to_keep=positions,
-    ).logits  # fmt: skip
+    inputs = {key: value for key, value in batch.items() if key != "labels"}
+    logits = model(**inputs, logits_to_keep=positions).logits
     return F.cross_entropy(
         logits.flatten(0, 1).float(), targets[:, positions].flatten(),
         ignore_index=IGNORE_INDEX, reduction="sum",
@@ -134,6 +133,15 @@ class Trainer:
             config.attn_implementation, config.gradient_checkpointing,
         )  # fmt: skip
         self.moe = isinstance(self.model, SparseDoctorModel)
+        effective = self.effective
+        self.discipline_labels = (
+            self.moe and effective.cl_weight > 0 and effective.cl_labels == "discipline"
+        )
+        if self.discipline_labels and all(e.discipline < 0 for e in self.examples):
+            raise ValueError(
+                f"adapter.cl_labels is discipline, but no row of {paths.train_file} carries a "
+                "discipline (its sources have none): use cl_labels: expert or labelled data"
+            )
         if self.moe:
             self.model.routing_context.across_processes = processes.distributed
         trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -216,6 +224,8 @@ class Trainer:
         sums = []
         for index, batch in enumerate(data.micro_batches):
             batch = {key: tensor.to(device) for key, tensor in batch.items()}
+            if not self.discipline_labels:
+                del batch["discipline_ids"]
             # Gradients are all-reduced once per optimizer step, on its last micro-batch.
             last = index == micro_steps - 1
             with nullcontext() if last or not distributed_run else self.ddp_model.no_sync():

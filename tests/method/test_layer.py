@@ -260,3 +260,34 @@ def test_cuda_training_step_never_waits_for_the_host(autocast):
         torch.cuda.set_sync_debug_mode(0)
     assert torch.isfinite(loss) and all(torch.isfinite(s).all() for s in stats)
     assert layer.memory_queue.count.item() == 4 * 8 and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("cl_labels", ["expert", "discipline"])
+def test_discipline_labels_reach_the_contrastive_loss(cl_labels):
+    """Three one-token sequences, each routed to its own expert; the first two share a
+    discipline. By expert no representation has a positive (loss 0); by discipline the first
+    two are each other's positive and the third their negative: the SupCon loss by hand."""
+    layer = make_layer(3, 4, 3, 2, 1, contrastive=True)
+    layer.cl_labels = cl_labels
+    with torch.no_grad():
+        layer.router.weight.copy_(10 * torch.eye(3))  # token i -> expert i
+        layer.lora_B.normal_()
+    x = torch.eye(3).unsqueeze(1).double()  # (3 sequences, 1 token, 3)
+    layer.train().routing_context = RoutingContext(sequence_labels=torch.tensor([5, 5, 9]))
+    layer(x)
+    assert layer.last_routing.top_idx.flatten().tolist() == [0, 1, 2]
+    if cl_labels == "expert":
+        assert layer.last_routing.cl.item() == 0
+        return
+    z = [
+        nn.functional.normalize(layer.lora_B[i] @ layer.lora_A[i] @ x[i, 0], dim=0)
+        for i in range(3)
+    ]
+    tau = 0.1
+
+    def anchor_loss(anchor, positive, negative):
+        similar, other = (z[anchor] @ z[positive]) / tau, (z[anchor] @ z[negative]) / tau
+        return -(similar - torch.logsumexp(torch.stack([similar, other]), dim=0))
+
+    expected = (anchor_loss(0, 1, 2) + anchor_loss(1, 0, 2)) / 2
+    assert layer.last_routing.cl.item() == pytest.approx(expected.item(), rel=1e-9)

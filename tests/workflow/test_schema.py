@@ -9,7 +9,7 @@ import yaml
 from sdoc_model.base_models.prepare import BASE_MODEL_KINDS
 from sdoc_model.data.sources import DATASETS
 from sdoc_model.eval.tasks import TASKS
-from sdoc_model.method.config import DISPATCH_MODES, SparseDoctorConfig
+from sdoc_model.method.config import CL_LABELS, DISPATCH_MODES, SparseDoctorConfig
 from sdoc_model.method.variants import VARIANTS
 from sdoc_model.profile import SWEEP_LABELS
 from sdoc_model.train.config import (
@@ -42,6 +42,7 @@ def test_settings_match_the_config_dataclasses():
     # The base model is the profile's own `base_model:` section, not an adapter setting.
     assert set(adapter) == fields(SparseDoctorConfig) - {"base_model_name_or_path"}
     assert adapter["dispatch"]["enum"] == list(DISPATCH_MODES)
+    assert adapter["cl_labels"]["enum"] == list(CL_LABELS)
     training = PROPERTIES["training"]["properties"]
     assert set(training) == fields(TrainingConfig) - {"seed"}  # the profile's top-level seed
     assert training["scheduler"]["enum"] == list(SCHEDULERS)

@@ -79,10 +79,17 @@ def test_paper_profile_covers_every_variant_sweep_point_and_external_model():
             "num_experts (4), got 8",
         ),
         ("sweeps", "num_experts", [1, 4], "sweeps.num_experts point 1 (model sparsedoctor-"),
+        (
+            "adapter",
+            "cl_labels",
+            "discipline",
+            "(model sparsedoctor_noqueue): cl_labels: discipline needs training data with "
+            "disciplines; none of",
+        ),
     ],
     ids=[
         "k-above-E", "negative-lr", "unknown-task", "zero-rank", "unknown-key",
-        "batch-not-divisible", "sweep-k-above-E", "sweep-E-below-k",
+        "batch-not-divisible", "sweep-k-above-E", "sweep-E-below-k", "unlabelled-cl-labels",
     ],
 )  # fmt: skip
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, section, key, value, message):

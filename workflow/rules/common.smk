@@ -9,17 +9,18 @@ from sdoc_model.data.normalise import NORMALISED_FORMAT
 from sdoc_model.data.sources import dataset
 from sdoc_model.eval.tasks import TASKS as REGISTERED_TASKS
 from sdoc_model.method.config import SparseDoctorConfig
-from sdoc_model.method.variants import variant_config
+from sdoc_model.method.variants import VARIANTS, variant_config
 from sdoc_model.profile import adapter_config, model_specs
 from sdoc_model.report.plan import ReportPlan
 from sdoc_model.train.config import TrainingConfig
 
 
-def check_settings(models):
+def check_settings(models, train_datasets):
     """The schema checks types and ranges; the method's and the trainer's own rules (k <= E,
-    batch divisible by processes, ...) are checked here for every model the workflow trains,
-    sweep points included, before any job runs, naming the key and the sweep point. Returns
-    the training settings, defaults filled in."""
+    batch divisible by processes, discipline labels only from labelled training data, ...) are
+    checked here for every model the workflow trains, sweep points included, before any job
+    runs, naming the key and the sweep point. Returns the training settings, defaults filled
+    in."""
     try:
         training = TrainingConfig.from_dict({**config["training"], "seed": config["seed"]})
         SparseDoctorConfig.from_dict(config["adapter"])
@@ -30,13 +31,26 @@ def check_settings(models):
         if not spec.trained:
             continue
         try:
-            variant_config(spec.variant, SparseDoctorConfig.from_dict(adapter_config(config, spec)))
+            effective = variant_config(
+                spec.variant, SparseDoctorConfig.from_dict(adapter_config(config, spec))
+            )
+            check_contrastive_labels(spec.variant, effective, train_datasets)
         except (TypeError, ValueError) as err:
             points = [f"sweeps.{knob} point {value!r}" for knob, value in spec.adapter_overrides.items()]
             raise WorkflowError(
                 f"config key {', '.join(points) or 'adapter'} (model {name}): {err}"
             ) from None
     return training
+
+
+def check_contrastive_labels(variant, effective, train_datasets):
+    contrastive = VARIANTS[variant].kind == "moe" and effective.cl_weight > 0
+    if contrastive and effective.cl_labels == "discipline":
+        if not any(dataset(name).disciplines for name in train_datasets):
+            raise ValueError(
+                f"cl_labels: discipline needs training data with disciplines; none of "
+                f"{', '.join(train_datasets)} has them"
+            )
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -53,7 +67,7 @@ EVAL_DATASETS = list(
 TRAIN_DATASETS = [source["dataset"] for source in config["data"]["train"]]
 TRAIN_MIXTURE = f"{DATA}/train.jsonl"
 MODELS = model_specs(config)
-TRAINING = check_settings(MODELS)
+TRAINING = check_settings(MODELS, TRAIN_DATASETS)
 TRAINED = [name for name, spec in MODELS.items() if spec.trained]
 # Every rule runs in the project's own environment; `--software-deployment-method conda`
 # builds it from this file where the workflow runs without a prepared .venv.
