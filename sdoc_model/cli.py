@@ -2,6 +2,7 @@
 
 sdoc run [SNAKEMAKE ARGS]     the workflow, recovering from an interrupted run
 sdoc prepare-model ...        a base model folder, offline
+sdoc cost [--config ...]      a profile's jobs and the GPU-hours they will take
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from sdoc_model.base_models.cli import add_prepare_model
+from sdoc_model.cost import add_cost
 from sdoc_model.utils.cli import exit_on_error
 from sdoc_model.workflow_run import run
 
@@ -21,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Every argument after `run` goes to Snakemake (see main).
     commands.add_parser("run", help="snakemake with these arguments, after a stale lock is cleared")
     add_prepare_model(commands)
+    add_cost(commands)
     return parser
 
 
