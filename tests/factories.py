@@ -27,6 +27,14 @@ def schema_row(**fields) -> dict:
     return {key: row[key] for key in FIELDS}
 
 
+def train_row(number: int, question: str, **fields) -> dict:
+    """Training row `number`: its answer cycles through A-D, its source row is number + 1."""
+    return schema_row(
+        id=f"q{number}", split="train", question=question, answer="ABCD"[number % 4],
+        source={"url": "u", "row": number + 1}, **fields,
+    )  # fmt: skip
+
+
 def question(benchmark, split, number, options, answer, subject=None, text=None):
     return schema_row(
         id=f"{benchmark}-{split}-{subject or ''}-{number}",

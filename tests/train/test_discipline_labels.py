@@ -8,7 +8,7 @@ from sdoc_model.method.model import SparseDoctorModel
 from sdoc_model.train.data import load_sft_examples
 from sdoc_model.train.loop import train
 from sdoc_model.utils.jsonl import write_jsonl
-from tests.factories import schema_row
+from tests.factories import train_row
 
 ADAPTER = {"num_experts": 4, "rank": 4, "top_k": 2, "queue_size": 8, "cl_labels": "discipline"}
 TRAINING = {"max_steps": 2, "batch_size": 4, "max_length": 96, "save_every": 2}
@@ -19,14 +19,11 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 def write_rows(path, labelled: bool):
     rows = [
-        schema_row(
-            id=f"q{i}",
-            split="train",
-            question=f"{i}. 急性心肌梗死最常见的死亡原因是？",
+        train_row(
+            i,
+            f"{i}. 急性心肌梗死最常见的死亡原因是？",
             options=["心律失常", "心衰", "休克", "破裂"],
-            answer="ABCD"[i % 4],
-            source={"url": "u", "row": i + 1},
-        )  # fmt: skip
+        )
         | ({"disciplines": {"exam_type": FIELDS[i % 3]}} if labelled and FIELDS[i % 3] else {})
         for i in range(12)
     ]

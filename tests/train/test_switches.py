@@ -20,7 +20,7 @@ from sdoc_model.train.data import (
 from sdoc_model.train.distributed import Processes
 from sdoc_model.train.trainer import RunPaths, Trainer
 from sdoc_model.utils.jsonl import write_jsonl
-from tests.factories import schema_row
+from tests.factories import train_row
 
 # Dropout and router jitter: a recomputed forward must draw the random numbers it drew first.
 ADAPTER = {
@@ -37,16 +37,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 @pytest.fixture(scope="module")
 def train_file(tmp_path_factory):
     """Questions of 1 to 6 clauses: examples of 66 to 167 tokens."""
-    rows = [
-        schema_row(
-            id=f"q{i}",
-            split="train",
-            question="患者反复上腹痛，" * (1 + i % 6) + f"第{i}题？",
-            answer="ABCD"[i % 4],
-            source={"url": "u", "row": i + 1},
-        )  # fmt: skip
-        for i in range(24)
-    ]
+    rows = [train_row(i, "患者反复上腹痛，" * (1 + i % 6) + f"第{i}题？") for i in range(24)]
     path = tmp_path_factory.mktemp("data") / "train.jsonl"
     write_jsonl(path, rows)
     return path
@@ -124,11 +115,13 @@ def test_sdpa_and_eager_attention_give_the_same_losses(
 
 
 def padded(data: StepData, extra: int, pad_id: int) -> StepData:
-    """The same micro-batches, `extra` padding columns wider."""
+    """The same micro-batches, `extra` padding columns wider (per-row tensors as they are)."""
     fill = {"input_ids": pad_id, "attention_mask": 0, "labels": IGNORE_INDEX}
     wider = [
         {
             key: torch.nn.functional.pad(tensor, (0, extra), value=fill[key])
+            if key in fill
+            else tensor
             for key, tensor in b.items()
         }
         for b in data.micro_batches

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from sdoc_model.train.loop import train
 from sdoc_model.train.trainer import KILL_AFTER_STEP_ENV, NonFiniteLossError
 from sdoc_model.utils.jsonl import write_jsonl
-from tests.factories import schema_row
+from tests.factories import train_row
 
 ADAPTER = {"num_experts": 4, "rank": 4, "top_k": 2, "alpha": 8, "dropout": 0.0, "queue_size": 16}
 TRAINING = {
@@ -45,15 +45,12 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 @pytest.fixture(scope="module")
 def train_file(tmp_path_factory):
     rows = [
-        schema_row(
-            id=f"q{i}",
-            split="train",
-            question=f"{i}. {QUESTIONS[i % 4]}",
+        train_row(
+            i,
+            f"{i}. {QUESTIONS[i % 4]}",
             options=["心律失常", "多饮", "5' 到 3'", "线粒体"],
-            answer="ABCD"[i % 4],
             subject="临床",
-            source={"url": "u", "row": i + 1},
-        )  # fmt: skip
+        )
         for i in range(16)
     ]
     path = tmp_path_factory.mktemp("data") / "train.jsonl"
