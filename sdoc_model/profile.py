@@ -34,7 +34,9 @@ class ModelSpec:
     variant: str | None = None
     adapter_overrides: dict[str, Any] = field(default_factory=dict)
     model_id: str | None = None  # external models: the hub id
-    revision: str | None = None
+    revision: str | None = None  # a commit, or a ref the lock file pins (sdoc_model.hub_lock)
+    trust_remote_code: bool = False  # external models: run their own modeling code
+    chat_template: bool = False  # external models: prompts in their chat template
 
     @property
     def trained(self) -> bool:
@@ -69,8 +71,10 @@ def model_specs(config: dict) -> dict[str, ModelSpec]:
             specs[name] = ModelSpec(name, "trained", FULL_METHOD, {knob: value})
     for name, external in (config.get("external") or {}).items():
         specs[name] = ModelSpec(
-            name, "external", model_id=external["model_id"], revision=external.get("revision")
-        )
+            name, "external", model_id=external["model_id"], revision=external.get("revision"),
+            trust_remote_code=external.get("trust_remote_code", False),
+            chat_template=external.get("chat_template", False),
+        )  # fmt: skip
     return specs
 
 

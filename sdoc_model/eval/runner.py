@@ -45,6 +45,8 @@ def model_args(spec: ModelSpec, base_model_dir: Path, model_dir: Path | None, dt
         args = f"pretrained={spec.model_id}"
         if spec.revision:
             args += f",revision={spec.revision}"
+        if spec.trust_remote_code:
+            args += ",trust_remote_code=True"
     elif spec.kind == "base":
         args = f"pretrained={base_model_dir}"
     elif VARIANTS[spec.variant].kind == "lora":
@@ -66,13 +68,16 @@ def check_adapter_files(model_dir: Path) -> None:
 
 
 def cli_command(
-    args: str, task: str, num_fewshot: int | None, limit: int | None, batch_size
-) -> str:
+    args: str, task: str, num_fewshot: int | None, limit: int | None, batch_size,
+    chat_template: bool = False,
+) -> str:  # fmt: skip
     """The stock CLI call that reproduces one evaluation."""
     command = [
         "lm_eval", "--model", "hf", "--model_args", args, "--include_path", "tasks",
         "--tasks", task, "--batch_size", str(batch_size),
     ]  # fmt: skip
+    if chat_template:
+        command.append("--apply_chat_template")
     if num_fewshot is not None:
         command += ["--num_fewshot", str(num_fewshot)]
     if limit is not None:
@@ -103,7 +108,10 @@ class Evaluator:
         manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
         return cls(model, manager, args, batch_size, device)
 
-    def evaluate(self, task: str, num_fewshot: int | None, limit: int | None, seed: int) -> dict:
+    def evaluate(
+        self, task: str, num_fewshot: int | None, limit: int | None, seed: int,
+        chat_template: bool = False,
+    ) -> dict:  # fmt: skip
         """One task, exactly as the stock CLI would score it alone (model_args, batch size and
         device only go into lm-eval's record: the model is built)."""
         import lm_eval
@@ -113,6 +121,7 @@ class Evaluator:
             limit=limit, batch_size=self.batch_size, device=self.device, log_samples=True,
             task_manager=self.manager, random_seed=seed, numpy_random_seed=seed,
             torch_random_seed=seed, fewshot_random_seed=seed,
+            apply_chat_template=chat_template,
         )  # fmt: skip
 
 
@@ -124,21 +133,24 @@ def evaluate_tasks(
     limit: dict[str, int] | None = None,
     batch_size: int | str = 8,
     seed: int = 0,
+    chat_template: bool = False,
 ) -> None:
     """Score every task of `outputs` (task -> result file) with one model load in this
     process. Each task is its own lm-eval run and writes its aggregated results JSON (with the
     command that reproduces it and the sha256 of the normalised files it scored) and its
     per-question records beside it. `num_fewshot` and `limit` map task names to lm-eval's
-    settings of the same name; a task not named gets lm-eval's default."""
+    settings of the same name; a task not named gets lm-eval's default. `chat_template` wraps
+    the prompts in the model's chat template (lm-eval's --apply_chat_template)."""
     os.environ["SDOC_DATA_DIR"] = str(Path(data_dir).resolve())
     keep_freed_memory()  # every batch reallocates the same large buffers: no page faults each time
     evaluator = Evaluator.open(args, batch_size)
     for task, out_path in outputs.items():
         shots, task_limit = (num_fewshot or {}).get(task), (limit or {}).get(task)
-        results = evaluator.evaluate(task, shots, task_limit, seed)
+        results = evaluator.evaluate(task, shots, task_limit, seed, chat_template)
         files = [normalised_path(name, Path(data_dir)) for name in TASKS[task].datasets.values()]
         results["sdoc"] = {
-            "command": cli_command(args, task, shots, task_limit, batch_size),
+            "command": cli_command(args, task, shots, task_limit, batch_size, chat_template),
+            "chat_template": chat_template,
             "normalised_sha256": {path.name: sha256_file(path) for path in files},
         }
         write_results(results, task, Path(out_path))

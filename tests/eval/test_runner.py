@@ -79,3 +79,17 @@ def test_records_equal_a_stock_single_task_run(tiny_model_dir, data, tmp_path):
     assert [r["scores"] for r in records] == expected
     recorded = json.loads(outputs["cmexam_xmed"].read_text())["config"]
     assert recorded["model_args"] == f"pretrained={tiny_model_dir}"
+
+
+def test_external_models_load_their_remote_code_and_chat_template_only_when_asked():
+    from sdoc_model.eval.runner import cli_command, model_args
+    from sdoc_model.profile import ModelSpec
+
+    plain = ModelSpec("m", "external", model_id="org/m", revision="a" * 40)
+    custom = ModelSpec("c", "external", model_id="org/c", trust_remote_code=True)
+    assert model_args(plain, None, None, "float32") == (
+        f"pretrained=org/m,revision={'a' * 40},dtype=float32"
+    )
+    assert "trust_remote_code=True" in model_args(custom, None, None, "float32")
+    assert "--apply_chat_template" in cli_command("pretrained=org/c", "cmb", None, None, 8, True)
+    assert "--apply_chat_template" not in cli_command("pretrained=org/m", "cmb", None, None, 8)

@@ -1,6 +1,7 @@
 """Evaluate one model on every task of the profile with lm-eval: one model load, a result file
 and per-question records per task."""
 
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -8,14 +9,19 @@ from pathlib import Path
 import torch
 
 from sdoc_model.eval.runner import check_adapter_files, evaluate_tasks, model_args
+from sdoc_model.hub_lock import pinned_commit, profile_lock
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 torch.set_num_threads(snakemake.threads)
 
 evaluation = snakemake.params.evaluation
+spec = snakemake.params.spec
+if spec.kind == "external":  # loaded at its pinned commit, resolved once into the lock file
+    lock = profile_lock(snakemake.config["profile"])
+    spec = dataclasses.replace(spec, revision=pinned_commit(spec.model_id, spec.revision, lock))
 args = model_args(
-    snakemake.params.spec,
+    spec,
     Path(snakemake.input.get("base_model", "")),
     Path(snakemake.input.get("model", "")),
     evaluation["dtype"],
@@ -31,4 +37,5 @@ evaluate_tasks(
     limit=evaluation["limit"],
     batch_size=evaluation["batch_size"],
     seed=snakemake.params.seed,
+    chat_template=spec.chat_template,
 )
