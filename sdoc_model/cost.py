@@ -17,16 +17,15 @@ import json
 import math
 from pathlib import Path
 
+from sdoc_model.data.benchmarks import CMB, CMEXAM, CMMLU_MED
+from sdoc_model.data.sources import dataset
 from sdoc_model.eval.tasks import TASKS
 from sdoc_model.method.variants import SPARSEDOCTOR
 from sdoc_model.profile import model_specs, read_config
 
-# Questions per task's test set (README: the tasks), and zero-shot prompt tokens per question
-# measured on the demo's first questions (python -m sdoc_model.benchmark; SmolLM2's tokenizer).
-QUESTIONS = {
-    "cmb_xmed": 2000, "cmexam_xmed": 2000, "cmb": 11200, "cmexam": 6811, "cmmlu_med": 1333,
-}  # fmt: skip
-PROMPT_TOKENS = {"cmb": 197, "cmexam": 207, "cmmlu_med": 172}
+# Zero-shot prompt tokens per question, measured on the demo's first questions
+# (python -m sdoc_model.benchmark; SmolLM2's tokenizer).
+PROMPT_TOKENS = {CMB: 197, CMEXAM: 207, CMMLU_MED: 172}
 # Base model parameters (billions) of the hub models the profiles name.
 PARAMS_B = {"Qwen/Qwen2.5-7B-Instruct": 7.6, "FreedomIntelligence/HuatuoGPT2-7B": 7.5,
             "FreedomIntelligence/Apollo-7B": 8.5}  # fmt: skip
@@ -35,9 +34,9 @@ MARGIN = 1.5  # Slurm runtime asked for: the estimate times this
 
 def task_tokens(task: str, shots: int, limit: int | None) -> tuple[int, int]:
     """(questions, prompt tokens) of one task's evaluation."""
-    base = task.removesuffix("_gen").removesuffix("_xmed")
-    questions = min(QUESTIONS[task.removesuffix("_gen")], limit or math.inf)
-    return int(questions), int(questions * PROMPT_TOKENS[base] * (1 + shots))
+    spec = TASKS[task]
+    questions = min(dataset(spec.dataset).questions, limit or math.inf)
+    return int(questions), int(questions * PROMPT_TOKENS[spec.benchmark] * (1 + shots))
 
 
 def throughput(args, params: float) -> tuple[float, float, str]:

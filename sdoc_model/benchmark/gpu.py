@@ -34,6 +34,8 @@ QWEN25_7B = dict(
 TINY = dict(QWEN25_7B, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
             num_attention_heads=4, num_key_value_heads=2, vocab_size=1024)  # fmt: skip
 SHAPES = {"qwen2.5-7b": QWEN25_7B, "tiny": TINY}
+# Each variant without and with activation checkpointing.
+CASES = [f"{variant}{suffix}" for variant in (LORA, SPARSEDOCTOR) for suffix in ("", "+ckpt")]
 BATCH = 2  # sequences per GPU in the paper profile (batch_size 8 over 4 processes)
 # Dense bf16 tensor-core peaks (TFLOP/s, without sparsity) from the vendors' data sheets.
 BF16_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
@@ -130,7 +132,7 @@ def report(shallow: dict, deep: dict, args, shape: dict, peak: float | None) -> 
     tokens = BATCH * args.seq_len
     flops, _ = extrapolate(shallow["flops"], deep["flops"], d1, d2, depth)
     rows, result = [], {}
-    for key in ("lora", "lora+ckpt", "sparsedoctor", "sparsedoctor+ckpt"):
+    for key in CASES:
         step, step_per_layer = extrapolate(
             shallow[key]["step_s"], deep[key]["step_s"], d1, d2, depth
         )
@@ -150,16 +152,16 @@ def report(shallow: dict, deep: dict, args, shape: dict, peak: float | None) -> 
     forward, _ = extrapolate(shallow["forward_s"], deep["forward_s"], d1, d2, depth)
     result["eval_forward_tokens_per_s"] = tokens / forward
     for name in ("", "+ckpt"):
-        result[f"sparsedoctor/lora{name}"] = (
-            result[f"sparsedoctor{name}"]["step_s"] / result[f"lora{name}"]["step_s"]
+        result[f"{SPARSEDOCTOR}/{LORA}{name}"] = (
+            result[f"{SPARSEDOCTOR}{name}"]["step_s"] / result[f"{LORA}{name}"]["step_s"]
         )
     print(
         f"== {depth}-layer model from depths {d1} and {d2}; micro-batch {BATCH} x {args.seq_len}; "
         f"bf16 peak {peak or '?'} TFLOP/s ==\n"
         f"{'variant':18s} {'step ms':>9s} {'ms/layer':>9s} {'tokens/s':>10s} {'MFU':>7s} "
         f"{'peak GiB':>9s} {'GiB/layer':>9s}\n" + "\n".join(rows) + "\n"
-        f"sparsedoctor/lora {result['sparsedoctor/lora']:.3f}x, with checkpointing "
-        f"{result['sparsedoctor/lora+ckpt']:.3f}x; evaluation forward "
+        f"{SPARSEDOCTOR}/{LORA} {result[f'{SPARSEDOCTOR}/{LORA}']:.3f}x, with checkpointing "
+        f"{result[f'{SPARSEDOCTOR}/{LORA}+ckpt']:.3f}x; evaluation forward "
         f"{result['eval_forward_tokens_per_s']:.0f} tokens/s"
     )
     return result

@@ -221,6 +221,7 @@ class DatasetSpec:
     files: tuple[Source, ...]
     answer_key: Source | None = None  # joined by question id (CMB-Exam test)
     disciplines: bool = False  # its rows carry discipline labels (see normalise.py)
+    questions: int | None = None  # published size of an evaluation set (planning, sdoc cost)
 
     @property
     def sources(self) -> tuple[Source, ...]:
@@ -230,11 +231,15 @@ class DatasetSpec:
 
 DATASETS: dict[str, DatasetSpec] = {
     # demo / CI evaluation sets (in the mirror)
-    "cmb_xmed": DatasetSpec(CMB, "test", "xmedbench_jsonl", (XMED_CMB_TEST,)),
+    "cmb_xmed": DatasetSpec(CMB, "test", "xmedbench_jsonl", (XMED_CMB_TEST,), questions=2000),
     "cmb_xmed_dev": DatasetSpec(CMB, "dev", "xmedbench_jsonl", (XMED_CMB_DEV,)),
-    "cmexam_xmed": DatasetSpec(CMEXAM, "test", "xmedbench_jsonl", (XMED_CMEXAM_TEST,)),
+    "cmexam_xmed": DatasetSpec(
+        CMEXAM, "test", "xmedbench_jsonl", (XMED_CMEXAM_TEST,), questions=2000
+    ),
     "cmexam_xmed_dev": DatasetSpec(CMEXAM, "dev", "xmedbench_jsonl", (XMED_CMEXAM_DEV,)),
-    "cmmlu_med": DatasetSpec(CMMLU_MED, "test", "cmmlu_csv", _cmmlu_med("test"), disciplines=True),
+    "cmmlu_med": DatasetSpec(
+        CMMLU_MED, "test", "cmmlu_csv", _cmmlu_med("test"), disciplines=True, questions=1333
+    ),
     "cmmlu_med_dev": DatasetSpec(
         CMMLU_MED, "dev", "cmmlu_csv", _cmmlu_med("dev"), disciplines=True
     ),
@@ -242,7 +247,13 @@ DATASETS: dict[str, DatasetSpec] = {
     "cmexam_val_xlsx": DatasetSpec(CMEXAM, "val", "cmexam_xlsx", (CMEXAM_VAL_XLSX,)),
     # paper profile (downloaded)
     "cmb_exam_test": DatasetSpec(
-        CMB, "test", "cmb_exam_json", (CMB_EXAM_TEST,), CMB_TEST_ANSWER_KEY, disciplines=True
+        CMB,
+        "test",
+        "cmb_exam_json",
+        (CMB_EXAM_TEST,),
+        CMB_TEST_ANSWER_KEY,
+        disciplines=True,
+        questions=11200,
     ),
     "cmb_exam_val": DatasetSpec(CMB, "val", "cmb_exam_json", (CMB_EXAM_VAL,), disciplines=True),
     "cmb_exam_train": DatasetSpec(
@@ -250,7 +261,9 @@ DATASETS: dict[str, DatasetSpec] = {
     ),
     "cmexam_train": DatasetSpec(CMEXAM, "train", "cmexam_csv", (CMEXAM_TRAIN,)),
     "cmexam_val": DatasetSpec(CMEXAM, "val", "cmexam_csv", (CMEXAM_VAL,)),
-    "cmexam_test": DatasetSpec(CMEXAM, "test", "cmexam_csv", (CMEXAM_TEST,), disciplines=True),
+    "cmexam_test": DatasetSpec(
+        CMEXAM, "test", "cmexam_csv", (CMEXAM_TEST,), disciplines=True, questions=6811
+    ),
 }
 
 
