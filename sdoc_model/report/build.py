@@ -20,6 +20,12 @@ from sdoc_model.report.inputs import (
     require_inputs,
 )
 from sdoc_model.report.plan import AVERAGE, ReportPlan
+from sdoc_model.report.routing import (
+    load_probes,
+    routing_frame,
+    routing_table,
+    write_routing_figures,
+)
 from sdoc_model.report.significance import significance_frame, significance_table
 from sdoc_model.report.tables import (
     Table,
@@ -52,10 +58,16 @@ def build_report(
         significance = significance_frame(plan, questions)
     disciplines = discipline_frame(plan, questions)
     tables = build_tables(plan, scores, summaries, benchmarks, significance, disciplines)
+    probes = load_probes(plan)  # none without mixture-of-experts models
+    if probes:
+        routing = routing_frame(plan, probes)
+        tables["routing_specialisation"] = routing_table(plan, routing, probes)
     for table in tables.values():
         table.write(plan.tables_dir)
     with plots.report_style():
         write_figures(plan, scores, summaries, disciplines)
+        if probes:
+            write_routing_figures(plan, routing, probes)
 
     provenance = gather_provenance(config, checksums or {})
     write_provenance(plan.provenance_path, provenance)

@@ -123,6 +123,10 @@ class ReportPlan:
         model, those of them the profile has."""
         return [model for model in (LORA, BASE) if model in self.specs]
 
+    def routing_json(self, model: str) -> Path:
+        """The expert-specialisation probe's counts of a mixture-of-experts model."""
+        return self.results_dir / "routing" / f"{model}.json"
+
     def train_summary(self, model: str) -> Path:
         return self.results_dir / "train" / model / "summary.json"
 
@@ -152,6 +156,8 @@ class ReportPlan:
         for model in self.trained_models:
             inputs[self.train_summary(model)] = f"training summary of model {model!r}"
             inputs[self.train_metrics(model)] = f"training metrics log of model {model!r}"
+        for model in self.moe_models:
+            inputs[self.routing_json(model)] = f"expert routing probe of model {model!r}"
         return inputs
 
     def benchmark_inputs(self) -> dict[Path, str]:
@@ -191,12 +197,16 @@ class ReportPlan:
             names.append("significance")
         # Always: a profile whose tasks have no discipline labels gets a table saying so.
         names.append("disciplines")
+        if self.moe_models:
+            names.append("routing_specialisation")
         return names
 
     def figure_names(self) -> list[str]:
         names = ["disciplines"]
         names += [f"sweep_{sweep.knob}" for sweep in self.sweeps if sweep.varied]
         names += [f"expert_utilisation_{model}" for model in self.moe_models]
+        if self.moe_models:
+            names += ["routing_nmi", "routing_usage"]
         if self.trained_variants:
             names.append("training_curves")
         if self.trained_models and self.averaged_tasks:

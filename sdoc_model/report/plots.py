@@ -309,6 +309,12 @@ def _label_points(ax, points: pd.DataFrame) -> None:
             )
 
 
+def label_fonts() -> list[str]:
+    """Font families for discipline labels: DejaVu Sans, then an installed CJK font."""
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    return ["DejaVu Sans", *(name for name in CJK_FONTS if name in installed)]
+
+
 def discipline_figure(accuracy: pd.DataFrame) -> Figure:
     """Heatmap of accuracy (%): models (rows) x disciplines (columns), each cell annotated."""
     models, disciplines = accuracy.shape
@@ -322,9 +328,7 @@ def discipline_figure(accuracy: pd.DataFrame) -> Figure:
         accuracy, ax=ax, vmin=0, vmax=100, cmap="viridis", annot=True, fmt=".0f",
         linewidths=0.5, cbar_kws={"label": "accuracy (%)"},
     )  # fmt: skip
-    installed = {font.name for font in font_manager.fontManager.ttflist}
-    families = ["DejaVu Sans", *(name for name in CJK_FONTS if name in installed)]
-    ax.set_xticklabels(ax.get_xticklabels(), rotation=35, ha="right", fontfamily=families)
+    ax.set_xticklabels(ax.get_xticklabels(), rotation=35, ha="right", fontfamily=label_fonts())
     ax.set(xlabel="", ylabel="")
     ax.set_title("Accuracy by discipline (%)")
     return figure

@@ -87,12 +87,44 @@ def write_results_tree(root: Path, config: dict, seed: int = 0, layers: int = TI
                 root / "train" / name, name, spec.variant, adapter, config["training"], rng, layers
             )
             write_benchmark(root / "benchmarks" / "train" / f"{name}.tsv", rng)
+    for number, model in enumerate(ReportPlan.from_config(config, root).moe_models):
+        experts = adapter_config(config, specs[model])["num_experts"]
+        probe = routing_probe(layer_names(config, layers), experts, number, config, rng)
+        write_json(root / "routing" / f"{model}.json", {"model": model} | probe)
     write_leakage_report(root)
     # Single-job rules write benchmarks/{rule}.tsv; a path wildcard nests folders.
     write_benchmark(root / "benchmarks" / "prepare_base_model.tsv", rng)
     write_benchmark(
         root / "benchmarks" / "download" / "github" / "cmb" / "test.json.tsv", rng, sampled=False
     )
+
+
+def layer_names(config: dict, layers: int) -> list[str]:
+    return [
+        f"model.layers.{layer}.{MODULE_PATHS[module]}.{module}"
+        for layer in range(layers)
+        for module in config["adapter"]["target_modules"]
+    ]
+
+
+def routing_probe(layers: list[str], experts: int, skew: float, config: dict, rng) -> dict:
+    """What sdoc_model.eval.routing writes: for CMMLU-Med's subjects, per layer, expert choices
+    that lean towards one expert per subject, the more so the larger `skew`."""
+    questions = config["evaluation"]["routing_questions"]
+    subjects = [leaf.removeprefix("cmmlu_med_") for leaf in CMMLU_MED]
+    tokens = [int(n) for n in rng.integers(20 * questions, 40 * questions, len(subjects))]
+    counts = {}
+    for layer in layers:
+        lean = np.eye(experts)[[i % experts for i in range(len(subjects))]]
+        shares = rng.dirichlet(np.ones(experts), len(subjects)) + skew * lean
+        shares /= shares.sum(axis=1, keepdims=True)
+        draws = zip(tokens, shares, strict=True)
+        counts[layer] = [rng.multinomial(2 * n, p).tolist() for n, p in draws]
+    entry = {"level": "subject", "disciplines": subjects, "questions": [questions] * len(subjects)}
+    return {
+        "questions_per_discipline": questions, "num_experts": experts, "top_k": 2,
+        "weights": "gates", "datasets": {"cmmlu_med": entry | {"tokens": tokens, "counts": counts}},
+    }  # fmt: skip
 
 
 def write_leakage_report(root: Path) -> None:
@@ -208,14 +240,8 @@ def write_training(
 ) -> None:
     moe = variant != "lora"
     experts = adapter["num_experts"]
-    layer_names = [
-        f"model.layers.{layer}.{MODULE_PATHS[module]}.{module}"
-        for layer in range(layers)
-        for module in adapter["target_modules"]
-    ]
-    trainable = (
-        len(layer_names) * (64 + 96) * adapter["rank"] * (experts if moe else adapter["top_k"])
-    )
+    names = layer_names({"adapter": adapter}, layers)
+    trainable = len(names) * (64 + 96) * adapter["rank"] * (experts if moe else adapter["top_k"])
     steps = training["max_steps"]
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "metrics.jsonl").open("w") as log:
@@ -237,9 +263,9 @@ def write_training(
                 lm_loss + 0.01 * (record["lb_loss"] or 0) + 0.1 * (record["cl_loss"] or 0)
             )
             if moe:
-                record["router_entropy"] = {layer: float(rng.random()) for layer in layer_names}
+                record["router_entropy"] = {layer: float(rng.random()) for layer in names}
                 record["expert_load"] = {
-                    layer: rng.dirichlet(np.ones(experts)).tolist() for layer in layer_names
+                    layer: rng.dirichlet(np.ones(experts)).tolist() for layer in names
                 }
             log.write(json.dumps(record) + "\n")
     summary = {
@@ -303,7 +329,7 @@ def markdown_rows(text: str) -> list[list[str]]:
 
 def test_every_table_and_figure_exists(ci_report):
     tables = ["main", "ablation_variants", "ablation_num_experts", "ablation_top_k", "efficiency"]
-    tables += ["significance", "disciplines"]
+    tables += ["significance", "disciplines", "routing_specialisation"]
     moe = [
         "lora_moe_dense",
         "lora_moe",
@@ -313,7 +339,7 @@ def test_every_table_and_figure_exists(ci_report):
         "sparsedoctor-top_k-1",
     ]
     figures = ["sweep_num_experts", "sweep_top_k", "training_curves", "accuracy_vs_params"]
-    figures.append("disciplines")
+    figures += ["disciplines", "routing_nmi", "routing_usage"]
     figures += [f"expert_utilisation_{model}" for model in moe]
     expected = [
         ci_report / "tables" / f"{name}.{ext}" for name in tables for ext in ("csv", "md", "tex")
@@ -389,6 +415,7 @@ def test_tables_state_the_evaluation_protocol(ci_report):
         "efficiency",
         "significance",
         "disciplines",
+        "routing_specialisation",
     ],
 )
 def test_latex_tables_are_well_formed_booktabs(ci_report, name):
@@ -731,3 +758,62 @@ def test_discipline_table_says_when_no_task_has_disciplines(tmp_path):
     assert frame.empty and table.cells.empty
     assert "No evaluated task's questions carry a discipline (CMB (XMedBench)" in table.note
     assert heatmap_frame(plan, frame).shape == (len(plan.main_models), 0)
+
+
+def test_routing_table_recomputes_the_nmi_of_every_layer(ci_report):
+    metrics = pytest.importorskip("sklearn.metrics")
+    rows = read_csv(ci_report / "tables" / "routing_specialisation.csv")
+    assert list(rows[0]) == [
+        "model", "task", "dataset", "level", "disciplines", "questions", "tokens",
+        "layer", "depth", "module", "nmi",
+    ]  # fmt: skip
+    plan = ReportPlan.from_config(CI_CONFIG, ci_report)
+    layers = layer_names(CI_CONFIG, TINY_LAYERS)
+    assert [(r["model"], r["layer"]) for r in rows] == [
+        (model, layer) for model in plan.moe_models for layer in layers
+    ]
+    for row in rows:
+        counts = np.array(
+            json.loads((ci_report / "routing" / f"{row['model']}.json").read_text())["datasets"][
+                "cmmlu_med"
+            ]["counts"][row["layer"]]
+        )
+        disciplines, experts = np.indices(counts.shape)
+        expected = metrics.normalized_mutual_info_score(
+            np.repeat(disciplines.ravel(), counts.ravel()),
+            np.repeat(experts.ravel(), counts.ravel()),
+            average_method="geometric",
+        )
+        assert float(row["nmi"]) == pytest.approx(expected, rel=1e-9)
+        assert row["layer"].endswith(row["module"]) and f".{row['depth']}." in row["layer"]
+        assert (row["task"], row["disciplines"], row["questions"]) == ("cmmlu_med", "7", "28")
+    header, *cells = markdown_rows((ci_report / "tables" / "routing_specialisation.md").read_text())
+    assert header[:5] == ["Model", "Benchmark", "Mean", "Max", "Max at"]
+    assert [cell[0] for cell in cells] == plan.moe_models
+    for cell in cells:
+        nmis = [float(row["nmi"]) for row in rows if row["model"] == cell[0]]
+        assert float(cell[2].strip("*")) == pytest.approx(np.mean(nmis), abs=5e-4)
+        assert float(cell[3].strip("*")) == pytest.approx(max(nmis), abs=5e-4)
+
+
+def test_report_explains_expert_specialisation(ci_report):
+    report = (ci_report / "REPORT.md").read_text()
+    section = report[report.index("## Expert specialisation") : report.index("## Training")]
+    assert "0 when every discipline uses the experts in the same proportions" in section
+    assert "its models trained 12 optimizer steps, so these numbers show the measurement" in section
+    assert "Mean NMI over the adapted layers: lora_moe_dense " in section
+    assert "(figures/routing_nmi.png)" in section and "(figures/routing_usage.png)" in section
+
+
+def test_a_profile_without_disciplines_says_there_is_nothing_to_measure(tmp_path):
+    config = copy.deepcopy(CI_CONFIG) | {"variants": ["base", "lora_moe"], "sweeps": {}}
+    config["evaluation"] = config["evaluation"] | {"tasks": ["cmb_xmed", "cmexam_xmed"]}
+    root = tmp_path / "unlabelled"
+    write_results_tree(root, config)
+    (root / "routing" / "lora_moe.json").write_text(
+        json.dumps({"model": "lora_moe", "questions_per_discipline": 4, "datasets": {}})
+    )
+    build_report(config, root, checksums={})
+    text = (root / "tables" / "routing_specialisation.md").read_text()
+    assert "No evaluated task's questions carry a discipline" in text
+    assert (root / "figures" / "routing_usage.png").is_file()

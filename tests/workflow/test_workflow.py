@@ -1,5 +1,6 @@
 """The Snakemake workflow's DAG for every profile, and config validation before any job runs."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -42,6 +43,9 @@ def test_every_profile_plans_a_training_and_an_evaluation_job_per_model(profile)
     specs = model_specs(config)
     trained = {f"model={name}" for name, spec in specs.items() if spec.trained}
     assert set(planned(run.stdout, "train")) == trained
+    # The routing probe: one job per mixture-of-experts model, sweep points included.
+    moe = {name for name, spec in specs.items() if spec.trained and spec.variant != "lora"}
+    assert set(planned(run.stdout, "routing")) == {f"model={name}" for name in moe}
     evaluations = planned(run.stdout, "evaluate")
     assert sorted(evaluations) == sorted(f"model={model}" for model in specs)
     for model in specs:  # each writes a result and per-question records per task
@@ -102,3 +106,22 @@ def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, section, key, 
     assert run.returncode != 0
     assert message in run.stdout + run.stderr
     assert not (tmp_path / "resources").exists() and not (tmp_path / "results").exists()
+
+
+def test_an_external_model_needing_remote_code_fails_the_dry_run_unless_it_opts_in(tmp_path):
+    """The lock file records each hub model's architectures; one this transformers cannot
+    build needs `trust_remote_code: true`, named before any job runs."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    lock = {"org/custom": {"ref": "main", "commit": "a" * 40, "architectures": ["CustomLM"]}}
+    (tmp_path / "config" / "ci.lock.json").write_text(json.dumps(lock))
+    config = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
+    config["external"] = {"custom": {"model_id": "org/custom"}}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    run = dry_run(bad, workdir=tmp_path)
+    assert run.returncode != 0
+    named = "config key external.custom (org/custom): architecture CustomLM"
+    assert named in run.stdout + run.stderr
+    config["external"]["custom"]["trust_remote_code"] = True
+    bad.write_text(yaml.safe_dump(config))
+    assert dry_run(bad, workdir=tmp_path).returncode == 0

@@ -8,6 +8,7 @@ from snakemake.utils import validate
 from sdoc_model.data.normalise import NORMALISED_FORMAT
 from sdoc_model.data.sources import dataset
 from sdoc_model.eval.tasks import TASKS as REGISTERED_TASKS
+from sdoc_model.hub_lock import check_architectures, profile_lock
 from sdoc_model.method.config import SparseDoctorConfig
 from sdoc_model.method.variants import VARIANTS, variant_config
 from sdoc_model.profile import adapter_config, model_specs
@@ -53,6 +54,16 @@ def check_contrastive_labels(variant, effective, train_datasets):
             )
 
 
+def check_external_models():
+    """An external model whose locked architecture this transformers cannot build must opt into
+    its remote code (sdoc_model.hub_lock), before any job runs."""
+    externals = {f"external.{name}": entry for name, entry in config["external"].items()}
+    try:
+        check_architectures(externals, profile_lock(config["profile"]))
+    except ValueError as err:
+        raise WorkflowError(f"config key {err}") from None
+
+
 validate(config, "../schemas/config.schema.yaml")
 PROFILE = config["profile"]
 RESULTS = f"results/{PROFILE}"
@@ -68,6 +79,7 @@ TRAIN_DATASETS = [source["dataset"] for source in config["data"]["train"]]
 TRAIN_MIXTURE = f"{DATA}/train.jsonl"
 MODELS = model_specs(config)
 TRAINING = check_settings(MODELS, TRAIN_DATASETS)
+check_external_models()
 TRAINED = [name for name, spec in MODELS.items() if spec.trained]
 # Every rule runs in the project's own environment; `--software-deployment-method conda`
 # builds it from this file where the workflow runs without a prepared .venv.
@@ -106,6 +118,9 @@ def model_inputs(wildcards):
 # Snakemake's own report (`snakemake --report report.html`): each table and figure the report
 # rule writes, in a section, with a caption from workflow/report/.
 REPORT_PLAN = ReportPlan.from_config(config, RESULTS)
+# The expert-specialisation probe: every mixture-of-experts model, over the test sets scored.
+MOE_MODELS = REPORT_PLAN.moe_models
+ROUTING_DATASETS = list(dict.fromkeys(REGISTERED_TASKS[task].dataset for task in TASKS))
 
 
 def report_item(name):
@@ -115,6 +130,8 @@ def report_item(name):
         return "1. Results", name
     if kind in ("ablation", "sweep"):
         return "2. Ablations", kind
+    if kind == "routing":
+        return "2. Ablations", name
     if name == "training_curves" or name.startswith("expert_utilisation_"):
         return "3. Training", name if name == "training_curves" else "expert_utilisation"
     return "4. Efficiency", name

@@ -1,5 +1,6 @@
 # One lm-eval job per model: every task of the profile on one loaded model, each task as the
-# stock CLI would run it alone, with its result file and per-question records.
+# stock CLI would run it alone, with its result file and per-question records. And the
+# expert-specialisation probe of each mixture-of-experts model.
 
 
 rule evaluate:
@@ -28,3 +29,32 @@ rule evaluate:
         ENV
     script:
         "../scripts/evaluate.py"
+
+
+# Which experts the tokens of labelled test questions (the first few of each discipline) are
+# routed to, counted per adapted layer; a profile whose test sets carry no discipline gets a
+# file that says so, without loading the model.
+rule routing:
+    input:
+        base_model=BASE_MODEL,  # the checkpoint names it
+        model=f"{RESULTS}/models/{{model}}",
+        data=[normalised(name) for name in ROUTING_DATASETS],
+    output:
+        f"{RESULTS}/routing/{{model}}.json",
+    wildcard_constraints:
+        model="|".join(map(re.escape, MOE_MODELS)) or "^$",
+    params:
+        datasets=ROUTING_DATASETS,
+        questions=config["evaluation"]["routing_questions"],
+        dtype=config["evaluation"]["dtype"],
+    log:
+        f"{RESULTS}/logs/routing/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/routing/{{model}}.tsv"
+    threads: 1
+    resources:
+        **rule_resources("routing"),
+    conda:
+        ENV
+    script:
+        "../scripts/routing.py"

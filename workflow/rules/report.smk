@@ -1,5 +1,5 @@
 # Tables, figures and REPORT.md from every evaluation (with its per-question records, for the
-# paired comparisons) and training run of the profile.
+# paired comparisons), training run and routing probe of the profile.
 
 
 rule report:
@@ -10,6 +10,7 @@ rule report:
         ),
         summaries=expand(f"{RESULTS}/train/{{model}}/summary.json", model=TRAINED),
         metrics=expand(f"{RESULTS}/train/{{model}}/metrics.jsonl", model=TRAINED),
+        routing=expand(f"{RESULTS}/routing/{{model}}.json", model=MOE_MODELS),
         leakage=f"{RESULTS}/data/leakage.json",
         raw=sorted({f for name in [*EVAL_DATASETS, *TRAIN_DATASETS] for f in raw_files(name)}),
     output:
