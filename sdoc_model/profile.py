@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from sdoc_model.method.config import SparseDoctorConfig
 from sdoc_model.method.variants import FULL_METHOD, VARIANTS
 
 # Sweep knobs and the short label each gets in model names and plots.
@@ -22,6 +23,7 @@ SWEEP_LABELS = {
     "cl_weight": "lambda_cl",
     "cl_temperature": "tau",
     "queue_size": "queue size",
+    "cl_labels": "contrastive labels",
 }
 
 
@@ -84,11 +86,16 @@ def sweep_points(config: dict) -> list[tuple[str, Any, str]]:
     for knob, values in (config.get("sweeps") or {}).items():
         if knob not in SWEEP_LABELS:
             raise ValueError(f"sweeps.{knob}: unknown knob; expected one of {sorted(SWEEP_LABELS)}")
-        default = config["adapter"][knob]
+        default = adapter_setting(config, knob)
         for value in values:
             name = FULL_METHOD if value == default else sweep_model_name(knob, value)
             points.append((knob, value, name))
     return points
+
+
+def adapter_setting(config: dict, knob: str) -> Any:
+    """The profile's value of an adapter setting, the method's default when it sets none."""
+    return config["adapter"].get(knob, getattr(SparseDoctorConfig(), knob))
 
 
 def adapter_config(config: dict, spec: ModelSpec) -> dict[str, Any]:

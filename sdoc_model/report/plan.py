@@ -13,7 +13,13 @@ from typing import Any
 
 from sdoc_model.eval.tasks import AVERAGED_TASKS, TASKS
 from sdoc_model.method.variants import ABLATION_LADDER, BASE, FULL_METHOD, LORA, VARIANTS
-from sdoc_model.profile import SWEEP_LABELS, ModelSpec, model_specs, sweep_points
+from sdoc_model.profile import (
+    SWEEP_LABELS,
+    ModelSpec,
+    adapter_setting,
+    model_specs,
+    sweep_points,
+)
 
 AVERAGE = "average"
 
@@ -232,6 +238,6 @@ def _sweeps(config: dict) -> tuple[Sweep, ...]:
     for knob, value, model in sweep_points(config):
         by_knob.setdefault(knob, {})[value] = model
     return tuple(
-        Sweep(knob, tuple(sorted(points.items())), config["adapter"][knob])
+        Sweep(knob, tuple(sorted(points.items())), adapter_setting(config, knob))
         for knob, points in by_knob.items()
     )

@@ -94,7 +94,7 @@ def sweep_figure(sweep: Sweep, wide: pd.DataFrame, columns: dict[str, str], foot
     """Accuracy against one knob's values, a line per benchmark and the average, ±1 stderr bars."""
     figure = new_figure(6.4, 4.0)
     ax = figure.subplots()
-    values = np.array([value for value, _ in sweep.points], dtype=float)
+    values = knob_positions(sweep)
     # Nudge the series sideways so overlapping error bars stay distinguishable.
     offsets = np.linspace(-1, 1, len(columns)) * 0.012 * len(columns)
     for offset, (column, label, style) in zip(offsets, _score_series(columns), strict=True):
@@ -108,10 +108,11 @@ def sweep_figure(sweep: Sweep, wide: pd.DataFrame, columns: dict[str, str], foot
             **style,
         )
     _set_knob_axis(ax, sweep, values)
-    ax.axvline(sweep.default, color="0.5", linestyle=":", linewidth=1)
+    default = values[[value for value, _ in sweep.points].index(sweep.default)]
+    ax.axvline(default, color="0.5", linestyle=":", linewidth=1)
     ax.annotate(
         "default",
-        (sweep.default, 0),
+        (default, 0),
         xycoords=("data", "axes fraction"),
         xytext=(3, 4),
         textcoords="offset points",
@@ -127,6 +128,15 @@ def sweep_figure(sweep: Sweep, wide: pd.DataFrame, columns: dict[str, str], foot
     return figure
 
 
+def knob_positions(sweep: Sweep) -> np.ndarray:
+    """Where each value sits on the x axis: itself for a number, its rank for a choice
+    (cl_labels: expert, discipline)."""
+    values = [value for value, _ in sweep.points]
+    if all(isinstance(value, int | float) for value in values):
+        return np.array(values, dtype=float)
+    return np.arange(len(values), dtype=float)
+
+
 def _nudged(values: np.ndarray, offset: float, knob: str) -> np.ndarray:
     if knob in LOG2_KNOBS and (values > 0).all():
         return values * 2**offset
@@ -140,7 +150,8 @@ def _set_knob_axis(ax, sweep: Sweep, values: np.ndarray) -> None:
             ax.set_xscale("log", base=2)
         else:  # queue size 0 (no queue) has no logarithm: linear up to the smallest queue
             ax.set_xscale("symlog", base=2, linthresh=values[values > 0].min(), linscale=0.6)
-    ax.set_xticks(values, [f"{value:g}" for value in values])
+    labels = [f"{v:g}" if isinstance(v, int | float) else str(v) for v, _ in sweep.points]
+    ax.set_xticks(values, labels)
     ax.minorticks_off()
     ax.set_xlabel(f"{sweep.label} ({sweep.knob})")
 
