@@ -150,7 +150,8 @@ def _routing_section(
     explanation = (
         "Do the experts specialise? Each mixture-of-experts model read labelled test questions, "
         "the first few of every discipline (the table's note says which), and for every "
-        "adapted layer we counted which experts each token was sent to. The normalised mutual "
+        "adapted layer we added up, per discipline, how much weight each token's gates gave "
+        "each expert. The normalised mutual "
         "information (NMI) of expert and discipline says how much knowing one tells about the "
         "other: 0 when every discipline uses the experts in the same proportions, 1 when each "
         "discipline has experts of its own. The paper's claim is that the contrastive routing "
