@@ -20,6 +20,7 @@ import torch
 
 from sdoc_model.base_models.prepare import corpus_texts, prepare_tiny_model
 from sdoc_model.base_models.shapes import MODEL_SHAPES, SMOLLM2_135M
+from sdoc_model.benchmark.evaluation import scored_tasks
 from sdoc_model.data.prepare import normalised_path
 from sdoc_model.eval.runner import evaluate_tasks, model_args
 from sdoc_model.eval.tasks import TASKS
@@ -54,13 +55,12 @@ def eval_files(data: Path) -> list[Path]:
     return [path for path in files if not path.name.endswith(".quarantine.jsonl")]
 
 
-def scored_tasks(data: Path) -> list[str]:
+def prepared_tasks(data: Path) -> list[str]:
     """The multiple-choice tasks whose datasets `data` holds normalised."""
     return [
         name
-        for name, task in TASKS.items()
-        if not task.generative
-        and all(normalised_path(d, data).is_file() for d in task.datasets.values())
+        for name in scored_tasks(list(TASKS))
+        if all(normalised_path(d, data).is_file() for d in TASKS[name].datasets.values())
     ]
 
 
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     sparsedoctor = args.work / "models" / SPARSEDOCTOR
     run_stage(record, "placement_bf16", lambda: check_placement(sparsedoctor, device))
     spec = ModelSpec(SPARSEDOCTOR, "trained", SPARSEDOCTOR)
-    outputs = {task: args.work / "eval" / f"{task}.json" for task in scored_tasks(args.data)}
+    outputs = {task: args.work / "eval" / f"{task}.json" for task in prepared_tasks(args.data)}
 
     def evaluation():
         evaluate_tasks(

@@ -21,7 +21,13 @@ from pathlib import Path
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from sdoc_model.benchmark.step import RESPONSE_TOKENS, frozen_copy, random_batch, training_step
+from sdoc_model.benchmark.step import (
+    RESPONSE_TOKENS,
+    forward_matmul_flops,
+    frozen_copy,
+    random_batch,
+    training_step,
+)
 from sdoc_model.method.config import SparseDoctorConfig
 from sdoc_model.method.variants import LORA, SPARSEDOCTOR, build_model
 from sdoc_model.utils.cli import exit_on_error
@@ -54,15 +60,9 @@ def step_flops(model: torch.nn.Module, tokens: int, scored: int) -> float:
     scores and weighted values, forward and input-gradient (4 x 2 x seq x width per token
     and layer, causal halves it)."""
     config = model.config
-    head = model.get_output_embeddings()
-    linear = sum(
-        m.weight.numel()
-        for m in model.modules()
-        if isinstance(m, torch.nn.Linear) and m is not head
-    )
     seq = tokens // BATCH
     attention = 4 * 2 * seq * config.hidden_size * config.num_hidden_layers / 2
-    return 4 * (linear * tokens + head.weight.numel() * scored) + attention * tokens
+    return 2 * forward_matmul_flops(model, tokens, scored) + attention * tokens
 
 
 def measure(base, variant, config, batch, steps, checkpointing, device) -> dict:

@@ -56,10 +56,31 @@ def random_batch(vocab: int, batch: int, seq_len: int) -> dict[str, torch.Tensor
     attention_mask[-1, seq_len - seq_len // 4 :] = 0  # one padded sequence: masking is exercised
     labels = torch.full_like(input_ids, IGNORE_INDEX)
     for row, length in enumerate(attention_mask.sum(dim=1).tolist()):
-        labels[row, length - RESPONSE_TOKENS : length] = input_ids[
-            row, length - RESPONSE_TOKENS : length
-        ]
+        response = slice(length - RESPONSE_TOKENS, length)
+        labels[row, response] = input_ids[row, response]
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def linear_matmuls(model: nn.Module, tokens: int, scored: int) -> Counter:
+    """((out_features, in_features), rows) -> how many of the model's linear layers multiply
+    that many rows: every token, but the LM head only at the `scored` tokens."""
+    head = model.get_output_embeddings()
+    return Counter(
+        (tuple(m.weight.shape), scored if m is head else tokens)
+        for m in model.modules()
+        if isinstance(m, nn.Linear)
+    )
+
+
+def forward_matmul_flops(model: nn.Module, tokens: int, scored: int) -> float:
+    """FLOPs of the linear layers' forward matmuls (2 x parameters per row); a frozen-base step
+    doubles them for the input gradients."""
+    return sum(
+        count * 2 * rows * in_features * out_features
+        for ((out_features, in_features), rows), count in linear_matmuls(
+            model, tokens, scored
+        ).items()
+    )
 
 
 def gemm_bound_seconds(
@@ -69,19 +90,12 @@ def gemm_bound_seconds(
     input-gradient matmuls of its linear layers (4 x parameters FLOP per token; the LM head
     only at the `scored` tokens) at the CPU's GEMM rate measured on the model's own shapes.
     Attention scores and the adapters are extra work, so a step can only come near it."""
-    head = model.get_output_embeddings()
-    shapes = Counter(
-        (tuple(m.weight.shape), scored if m is head else tokens)
-        for m in model.modules()
-        if isinstance(m, nn.Linear)
-    )
-    seconds = flops = 0.0
-    for ((out_features, in_features), rows), count in shapes.items():
+    seconds = 0.0
+    for ((out_features, in_features), rows), count in linear_matmuls(model, tokens, scored).items():
         x, weight = torch.randn(rows, in_features), torch.randn(out_features, in_features)
         matmul = functools.partial(torch.matmul, x, weight.T)
         seconds += count * best_times({"matmul": matmul}, repeats)["matmul"]
-        flops += count * 2 * rows * in_features * out_features
-    return 2 * seconds, flops / seconds
+    return 2 * seconds, forward_matmul_flops(model, tokens, scored) / seconds
 
 
 def adapter_state_bytes(model: nn.Module) -> int:
