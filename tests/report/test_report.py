@@ -499,9 +499,14 @@ def test_report_reads_well_and_links_existing_figures(ci_report):
     assert "ab" * 32 in text
 
 
+def report_section(results: Path, title: str, next_title: str) -> str:
+    """REPORT.md from `title` up to `next_title`."""
+    text = (results / "REPORT.md").read_text()
+    return text[text.index(title) : text.index(next_title)]
+
+
 def test_report_shows_the_training_evaluation_overlap(ci_report):
-    text = (ci_report / "REPORT.md").read_text()
-    overlap = text[text.index("## Training / evaluation overlap") : text.index("## Provenance")]
+    overlap = report_section(ci_report, "## Training / evaluation overlap", "## Provenance")
     assert "| cmb_xmed | 3 | 1 | 0 | 1 (33.33%) | 1 |" in overlap
     assert "| cmexam_xmed | 4 | 0 | 0 | 0 (0.00%) | 0 |" in overlap
     assert "Training rows matching an evaluation question: 1." in overlap
@@ -737,8 +742,7 @@ def test_discipline_table_recomputes_from_the_records(ci_report):
         assert shown == pytest.approx([100 * acc[m, cell[2]] for m in main_models], abs=0.05)
     note = "Left out, their questions carry no discipline: CMB (XMedBench), CMExam (XMedBench)."
     assert note in (ci_report / "tables" / "disciplines.md").read_text()
-    report = (ci_report / "REPORT.md").read_text()
-    section = report[report.index("## Accuracy by discipline") : report.index("## Ablations")]
+    section = report_section(ci_report, "## Accuracy by discipline", "## Ablations")
     assert "CMMLU-Med's seven subjects are the only disciplines" in section
     assert "(figures/disciplines.png)" in section
 
@@ -797,8 +801,7 @@ def test_routing_table_recomputes_the_nmi_of_every_layer(ci_report):
 
 
 def test_report_explains_expert_specialisation(ci_report):
-    report = (ci_report / "REPORT.md").read_text()
-    section = report[report.index("## Expert specialisation") : report.index("## Training")]
+    section = report_section(ci_report, "## Expert specialisation", "## Training")
     assert "0 when every discipline uses the experts in the same proportions" in section
     assert "its models trained 12 optimizer steps, so these numbers show the measurement" in section
     assert "Mean NMI over the adapted layers: lora_moe_dense " in section
