@@ -140,6 +140,10 @@ def micro_batch_indices(
     return indices
 
 
+def example_lengths(examples: list[Example]) -> tuple[int, ...]:
+    return tuple(len(e.input_ids) for e in examples)
+
+
 @dataclass
 class StepData:
     """What one process needs for one optimizer step."""
@@ -159,10 +163,11 @@ def step_data(
     rank: int,
     world_size: int,
     pad_id: int,
-    group_by_length: bool = False,
+    lengths: tuple[int, ...] | None = None,
 ) -> StepData:
+    """The step's micro-batches; grouped by the examples' `lengths` when given (the run computes
+    them once, see example_lengths)."""
     per_rank = batch_size // world_size
-    lengths = tuple(len(e.input_ids) for e in examples) if group_by_length else None
     data = StepData([], 0, [], [])
     for micro in range(step * grad_accum, (step + 1) * grad_accum):
         indices = micro_batch_indices(len(examples), seed, batch_size, micro, lengths)

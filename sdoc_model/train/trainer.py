@@ -41,7 +41,13 @@ from sdoc_model.train.checkpoint import (
     trainable_state,
 )
 from sdoc_model.train.config import SCHEDULERS, TrainingConfig
-from sdoc_model.train.data import IGNORE_INDEX, StepData, load_sft_examples, step_data
+from sdoc_model.train.data import (
+    IGNORE_INDEX,
+    StepData,
+    example_lengths,
+    load_sft_examples,
+    step_data,
+)
 from sdoc_model.train.distributed import Processes
 from sdoc_model.train.metrics import (
     METRIC_KEYS,
@@ -75,10 +81,10 @@ class RunPaths:
 
 def lm_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Next-token cross-entropy summed over the labelled tokens, the batch's other tensors
-    passed to the model. The LM head runs only at the
-    positions that predict a label (in fine-tuning data, each example's few response tokens):
-    its logits and their log-softmax over the whole vocabulary at every prompt token would
-    cost a fifth of the step and a (batch, length, vocabulary) tensor for nothing."""
+    passed to the model. The LM head runs only at the positions that predict a label (in
+    fine-tuning data, each example's few response tokens): its logits and their log-softmax
+    over the whole vocabulary at every prompt token would cost a fifth of the step and a
+    (batch, length, vocabulary) tensor for nothing."""
     targets = batch["labels"][:, 1:]
     positions = (targets != IGNORE_INDEX).any(dim=0).nonzero().flatten()
     inputs = {key: value for key, value in batch.items() if key != "labels"}
@@ -121,6 +127,7 @@ class Trainer:
             paths.train_file, self.tokenizer, config.max_length, config.include_explanation
         )
         self.total_steps = config.total_steps(len(self.examples))
+        self.lengths = example_lengths(self.examples) if config.group_by_length else None
         self.settings = {
             "variant": variant,
             "adapter": adapter_config.to_dict(),
@@ -194,7 +201,7 @@ class Trainer:
         config, processes = self.config, self.processes
         data = step_data(
             self.examples, step, config.seed, config.batch_size, config.grad_accum,
-            processes.rank, processes.world_size, self.pad_id, config.group_by_length,
+            processes.rank, processes.world_size, self.pad_id, self.lengths,
         )  # fmt: skip
         sums = self.forward_backward(data)
         sums = distributed.sum_over_processes(sums, processes).tolist()  # the step's one host sync
