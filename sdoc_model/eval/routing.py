@@ -23,7 +23,7 @@ from transformers import AutoTokenizer
 
 from sdoc_model.eval.prompts import render_question
 from sdoc_model.method.hf_model import load_adapted_model
-from sdoc_model.method.layer import LoRAMoELinear, RoutingContext, RoutingRecord
+from sdoc_model.method.layer import LoRAMoELinear, RoutingContext, RoutingRecord, top_k_gates
 from sdoc_model.utils.atomic import write_text
 from sdoc_model.utils.jsonl import read_jsonl
 
@@ -57,13 +57,11 @@ def labelled_questions(path: Path, per_discipline: int) -> LabelledQuestions | N
 
 
 def gate_weights(record: RoutingRecord) -> torch.Tensor:
-    """(tokens, experts) gate weights: the top-k probabilities renormalised, or a dense
-    layer's probabilities; each row sums to 1."""
+    """(tokens, experts) gate weights, as the layer used them: the top-k probabilities
+    renormalised, or a dense layer's probabilities; each row sums to 1."""
     if record.top_idx is None:
         return record.probs
-    top = record.probs.gather(-1, record.top_idx)
-    gates = top / top.sum(dim=-1, keepdim=True)
-    return torch.zeros_like(record.probs).scatter(-1, record.top_idx, gates)
+    return top_k_gates(record.probs, record.top_idx)
 
 
 @torch.no_grad()

@@ -199,11 +199,8 @@ class LoRAMoELinear(nn.Module):
         probs = router_logits.softmax(dim=-1)
         if self.dense:
             return router_logits, probs, probs, None
-        top_p, top_idx = probs.topk(self.top_k, dim=-1)
-        gates = torch.zeros_like(probs).scatter(
-            -1, top_idx, top_p / top_p.sum(dim=-1, keepdim=True)
-        )
-        return router_logits, probs, gates, top_idx
+        top_idx = probs.topk(self.top_k, dim=-1).indices
+        return router_logits, probs, top_k_gates(probs, top_idx), top_idx
 
     def _contrastive_loss(
         self, token_shape: torch.Size, gated_codes: torch.Tensor, gates: torch.Tensor
@@ -280,6 +277,13 @@ class LoRAMoELinear(nn.Module):
             f"num_experts={self.num_experts}, rank={self.rank}, top_k={self.top_k}, "
             f"scaling={self.scaling:g}, {dispatch}"
         )
+
+
+def top_k_gates(probs: torch.Tensor, top_idx: torch.Tensor) -> torch.Tensor:
+    """Gate weights of top-k routing: the chosen experts' probabilities renormalised to sum to
+    1, 0 for the others."""
+    top_p = probs.gather(-1, top_idx)
+    return torch.zeros_like(probs).scatter(-1, top_idx, top_p / top_p.sum(dim=-1, keepdim=True))
 
 
 def _as_sequences(token_shape: torch.Size) -> tuple[int, int]:
