@@ -68,6 +68,11 @@ class SparseDoctorConfig:
     def dense(self) -> bool:
         return self.top_k == self.num_experts
 
+    @property
+    def discipline_labels(self) -> bool:
+        """The contrastive loss is on and takes its labels from the questions' disciplines."""
+        return self.cl_weight > 0 and self.cl_labels == "discipline"
+
     def validate(self) -> SparseDoctorConfig:
         """Raise ValueError naming the first bad key; return self for chaining."""
         if not self.target_modules or not all(

@@ -140,10 +140,7 @@ class Trainer:
             config.attn_implementation, config.gradient_checkpointing,
         )  # fmt: skip
         self.moe = isinstance(self.model, SparseDoctorModel)
-        effective = self.effective
-        self.discipline_labels = (
-            self.moe and effective.cl_weight > 0 and effective.cl_labels == "discipline"
-        )
+        self.discipline_labels = self.moe and self.effective.discipline_labels
         if self.discipline_labels and all(e.discipline < 0 for e in self.examples):
             raise ValueError(
                 f"adapter.cl_labels is discipline, but no row of {paths.train_file} carries a "

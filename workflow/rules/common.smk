@@ -45,8 +45,7 @@ def check_settings(models, train_datasets):
 
 
 def check_contrastive_labels(variant, effective, train_datasets):
-    contrastive = VARIANTS[variant].kind == "moe" and effective.cl_weight > 0
-    if contrastive and effective.cl_labels == "discipline":
+    if VARIANTS[variant].kind == "moe" and effective.discipline_labels:
         if not any(dataset(name).disciplines for name in train_datasets):
             raise ValueError(
                 f"cl_labels: discipline needs training data with disciplines; none of "
