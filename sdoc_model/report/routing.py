@@ -20,6 +20,7 @@ import seaborn as sns
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from scipy.stats import entropy
 
 from sdoc_model.eval.tasks import TASKS
 from sdoc_model.method.variants import ABLATION_LADDER, FULL_METHOD, LORA_MOE_DENSE
@@ -36,11 +37,6 @@ COMPARED = tuple(variant for variant in ABLATION_LADDER if variant != LORA_MOE_D
 USAGE_LAYERS = 3  # the most specialised layers shown in the usage figure
 
 
-def _entropy(p: np.ndarray) -> float:
-    p = p[p > 0]
-    return float(-(p * np.log(p)).sum())
-
-
 def normalised_mutual_information(counts) -> float:
     """NMI of a contingency table (disciplines x experts); 0 when it is empty or either
     variable takes one value only."""
@@ -53,7 +49,7 @@ def normalised_mutual_information(counts) -> float:
     mutual = (joint[seen] * np.log(joint[seen] / np.outer(rows, columns)[seen])).sum()
     if mutual <= 0:  # independent, up to rounding: then an entropy may be 0 too
         return 0.0
-    return float(min(1.0, mutual / np.sqrt(_entropy(rows) * _entropy(columns))))
+    return float(min(1.0, mutual / np.sqrt(entropy(rows) * entropy(columns))))
 
 
 def load_probes(plan: ReportPlan) -> dict[str, dict]:
