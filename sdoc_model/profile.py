@@ -1,8 +1,13 @@
 """Which models a profile builds and evaluates: one table, read by the workflow and the report.
 
 A profile's config names the variants to train, the sweeps (each a list of values for one
-SparseDoctor knob) and the external models to evaluate as they are. This module turns that
-into named :class:`ModelSpec` entries, so the Snakefile and the report agree on every name.
+SparseDoctor knob), the seeds each is trained with, and the external models to evaluate as they
+are. This module turns that into named :class:`ModelSpec` entries, one per run, so the
+Snakefile and the report agree on every name.
+
+A trained model is trained once per seed (`seeds:`; sweep points with the first
+`sweep_seeds` of them). Its first seed's run carries the model's own name (`lora`), the others
+add the seed (`lora-seed1`); tables show the mean over a model's runs.
 """
 
 from __future__ import annotations
@@ -29,9 +34,10 @@ SWEEP_LABELS = {
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model of a profile: the untrained base, a trained variant, or an external model."""
+    """One run of a profile: the untrained base, a trained variant or sweep point with one
+    seed, or an external model."""
 
-    name: str
+    name: str  # the run: its jobs and result files
     kind: str  # "base", "trained" or "external"
     variant: str | None = None
     adapter_overrides: dict[str, Any] = field(default_factory=dict)
@@ -39,6 +45,12 @@ class ModelSpec:
     revision: str | None = None  # a commit, or a ref the lock file pins (sdoc_model.hub_lock)
     trust_remote_code: bool = False  # external models: run their own modeling code
     chat_template: bool = False  # external models: prompts in their chat template
+    seed: int | None = None  # trained runs: the training seed
+    model: str = ""  # the model (table row) the run belongs to; "": the run's own name
+
+    def __post_init__(self):
+        if not self.model:
+            object.__setattr__(self, "model", self.name)
 
     @property
     def trained(self) -> bool:
@@ -62,15 +74,33 @@ def sweep_model_name(knob: str, value: Any) -> str:
     return f"{FULL_METHOD}-{knob}-{value}"
 
 
+def run_name(model: str, seed: int, seeds: list[int]) -> str:
+    """The run of `model` with `seed`: the model's own name for the profile's first seed."""
+    return model if seed == seeds[0] else f"{model}-seed{seed}"
+
+
 def model_specs(config: dict) -> dict[str, ModelSpec]:
-    """Every model of the profile by name, in the order the tables list them."""
+    """Every run of the profile by name, in the order the tables list them: a model's runs
+    together, first seed first."""
+    seeds = config["seeds"]
     specs: dict[str, ModelSpec] = {}
+
+    def add_runs(model: str, variant: str, overrides: dict[str, Any], run_seeds: list) -> None:
+        for seed in run_seeds:
+            name = run_name(model, seed, seeds)
+            specs[name] = ModelSpec(name, "trained", variant, overrides, seed=seed, model=model)
+
     for variant in config["variants"]:
-        kind = "trained" if VARIANTS[variant].trained else "base"
-        specs[variant] = ModelSpec(variant, kind, variant)
+        if VARIANTS[variant].trained:
+            add_runs(variant, variant, {}, seeds)
+        else:
+            specs[variant] = ModelSpec(variant, "base", variant)
+    sweep_seeds = seeds[: config.get("sweep_seeds", len(seeds))]
+    if len(sweep_seeds) < config.get("sweep_seeds", 0):
+        raise ValueError(f"sweep_seeds: {config['sweep_seeds']}, but seeds has {len(seeds)}")
     for knob, value, name in sweep_points(config):
         if name not in specs:
-            specs[name] = ModelSpec(name, "trained", FULL_METHOD, {knob: value})
+            add_runs(name, FULL_METHOD, {knob: value}, sweep_seeds)
     for name, external in (config.get("external") or {}).items():
         specs[name] = ModelSpec(
             name, "external", model_id=external["model_id"], revision=external.get("revision"),
@@ -78,6 +108,14 @@ def model_specs(config: dict) -> dict[str, ModelSpec]:
             chat_template=external.get("chat_template", False),
         )  # fmt: skip
     return specs
+
+
+def model_runs(specs: dict[str, ModelSpec]) -> dict[str, list[str]]:
+    """The runs of every model, in order: one per seed for trained models, else the model."""
+    runs: dict[str, list[str]] = {}
+    for name, spec in specs.items():
+        runs.setdefault(spec.model, []).append(name)
+    return runs
 
 
 def sweep_points(config: dict) -> list[tuple[str, Any, str]]:

@@ -115,7 +115,8 @@ def write_figures(
             plots.save_figure(figure, folder, f"sweep_{sweep.knob}")
 
     curves = {}
-    # One log at a time: a long run's expert loads are large, only their mean is kept.
+    # One log at a time: a long run's expert loads are large, only their mean is kept. Each
+    # model's first run (named as the model) stands for it.
     for model in plan.trained_models:
         path = plan.train_metrics(model)
         log = load_training_log(path)

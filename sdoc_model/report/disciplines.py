@@ -21,22 +21,22 @@ COLUMNS = ["model", "task", "level", "discipline", "n", "acc"]
 def discipline_frame(plan: ReportPlan, questions: pd.DataFrame) -> pd.DataFrame:
     """Accuracy (fraction) and questions per main model, task, level and discipline, ordered by
     task, level (coarsest first), discipline and model; a question without a label at a level
-    counts in none of its disciplines."""
+    counts in none of its disciplines. A model with several runs (seeds): the mean over them."""
     labelled = [
-        (row.model, row.task, level, label, row.correct)
+        (row.model, row.task, level, label, row.id, row.correct)
         for row in questions[questions.model.isin(plan.main_models)].itertuples()
         for level, label in (row.disciplines or {}).items()
         if label is not None
     ]
-    long = pd.DataFrame(labelled, columns=[*COLUMNS[:4], "correct"])
+    long = pd.DataFrame(labelled, columns=[*COLUMNS[:4], "id", "correct"])
     for column, order in (
         ("model", plan.main_models),
         ("task", plan.tasks),
         ("level", list(dict.fromkeys(long["level"]))),  # as the records list them
     ):
         long[column] = pd.Categorical(long[column], order)
-    grouped = long.groupby(["task", "level", "discipline", "model"], observed=True).correct
-    frame = grouped.agg(n="size", acc="mean").reset_index()[COLUMNS]
+    grouped = long.groupby(["task", "level", "discipline", "model"], observed=True)
+    frame = grouped.agg(n=("id", "nunique"), acc=("correct", "mean")).reset_index()[COLUMNS]
     # Plain text again, in this order: later steps group with sort=False.
     return frame.astype({column: str for column in COLUMNS[:4]})
 

@@ -34,7 +34,7 @@ def report_markdown(
         _generated_line(provenance),
         "## Main results",
         tables["main"].markdown(),
-        *_significance_section(tables),
+        *_significance_section(plan, tables),
         *_discipline_section(tables),
         "## Ablations",
         *_ladder_section(plan, tables),
@@ -72,16 +72,28 @@ def _figure(name: str, caption: str) -> str:
     return f"![{caption}](figures/{name}.png)\n\n*{caption}* ([PDF](figures/{name}.pdf))"
 
 
-def _significance_section(tables: dict[str, Table]) -> list[str]:
+def _significance_section(plan: ReportPlan, tables: dict[str, Table]) -> list[str]:
     if "significance" not in tables:
         return []
     frame = tables["significance"].data
     held = frame[frame.p_holm < 0.05]
+    seeded = [model for model in plan.trained_models if len(plan.runs[model]) > 1]
+    seeds = (
+        f" {', '.join(seeded)} were trained with several seeds: each question counts with the "
+        "fraction of a model's runs that answered it right, so the tests compare the means over "
+        "seeds and still treat the questions as the sample; the spread between seeds is in the "
+        "results tables."
+        if seeded
+        else " Each model was trained once, so the tests treat the questions as the sample."
+    )
+    ladder = " (on the variant ladder, each rung against the previous one)" if plan.ladder else ""
+    baselines = f"Every trained model against {', '.join(dict.fromkeys(frame.baseline))}{ladder}. "
     summary = (
-        f"{len(held)} of {len(frame)} differences hold at the 5% level after Holm's correction"
+        baselines
+        + f"{len(held)} of {len(frame)} differences hold at the 5% level after Holm's correction"
         + (": " + ", ".join(f"{r.model} vs. {r.baseline} on {r.benchmark} "
                             f"({r.delta:+.1f} pp)" for r in held.itertuples()) if len(held) else "")
-        + ". Each model was trained once, so the tests treat the questions as the sample."
+        + "." + seeds
     )  # fmt: skip
     return ["## Paired comparisons", summary, tables["significance"].markdown()]
 
@@ -161,9 +173,7 @@ def _routing_section(
         "router has to tell the discipline from the medicine itself."
     )
     if (scores.n_evaluated < scores.n_available).any():
-        steps = "/".join(
-            map(str, sorted(summaries.loc[table.data.model.unique(), "steps"].unique()))
-        )
+        steps = "/".join(map(str, sorted(summaries.loc[table.data.run.unique(), "steps"].unique())))
         explanation += (
             f" This is a smoke-test or demo run: its models trained {steps} optimizer steps, so "
             "these numbers show the measurement at work, not the paper's finding."

@@ -89,25 +89,28 @@ def _number(value) -> float:
 
 
 def load_scores(plan: ReportPlan) -> pd.DataFrame:
-    """Long table, one row per (model, task): acc, stderr, n_shot, n_evaluated, n_available."""
+    """Long table, one row per (run, task): the run's model, acc, stderr, n_shot, n_evaluated,
+    n_available."""
     rows = [
-        {"model": model, "task": task, **vars(read_score(plan.eval_json(model, task), task))}
-        for model in plan.specs
+        {"run": run, "model": spec.model, "task": task,
+         **vars(read_score(plan.eval_json(run, task), task))}
+        for run, spec in plan.specs.items()
         for task in plan.tasks
-    ]
+    ]  # fmt: skip
     return pd.DataFrame(rows)
 
 
 def load_questions(plan: ReportPlan) -> pd.DataFrame:
-    """Long table of every per-question record: model, task, id, correct, and disciplines (the
-    question's classification; None where it has none, or in a record written before them)."""
+    """Long table of every per-question record: run, model, task, id, correct, and disciplines
+    (the question's classification; None where it has none, or in a record written before
+    them)."""
     rows = [
-        (model, task, record["id"], bool(record["correct"]), record.get("disciplines"))
-        for model in plan.specs
+        (run, spec.model, task, record["id"], bool(record["correct"]), record.get("disciplines"))
+        for run, spec in plan.specs.items()
         for task in plan.tasks
-        for record in read_jsonl(plan.questions_jsonl(model, task))
+        for record in read_jsonl(plan.questions_jsonl(run, task))
     ]
-    return pd.DataFrame(rows, columns=["model", "task", "id", "correct", "disciplines"])
+    return pd.DataFrame(rows, columns=["run", "model", "task", "id", "correct", "disciplines"])
 
 
 # The summary.json fields the efficiency table reports.
@@ -126,16 +129,16 @@ SUMMARY_FIELDS = (
 
 
 def load_training_summaries(plan: ReportPlan) -> pd.DataFrame:
-    """One row per trained model, indexed by model, with the summary.json fields."""
+    """One row per training run, indexed by run, with the summary.json fields."""
     rows = []
-    for model in plan.trained_models:
-        path = plan.train_summary(model)
+    for run in plan.trained_runs:
+        path = plan.train_summary(run)
         summary = json.loads(path.read_text(encoding="utf-8"))
         missing = [key for key in SUMMARY_FIELDS if key not in summary]
         if missing:
             raise ValueError(f"{path}: training summary lacks {missing}")
-        rows.append({key: summary[key] for key in SUMMARY_FIELDS} | {"model": model})
-    return pd.DataFrame(rows).set_index("model")
+        rows.append({key: summary[key] for key in SUMMARY_FIELDS} | {"run": run})
+    return pd.DataFrame(rows).set_index("run")
 
 
 def load_training_log(path: Path) -> list[dict]:

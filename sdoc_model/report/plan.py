@@ -17,6 +17,7 @@ from sdoc_model.profile import (
     SWEEP_LABELS,
     ModelSpec,
     adapter_setting,
+    model_runs,
     model_specs,
     sweep_points,
 )
@@ -53,7 +54,7 @@ class ReportPlan:
     profile: str
     results_dir: Path
     tasks: tuple[str, ...]
-    specs: dict[str, ModelSpec]
+    specs: dict[str, ModelSpec]  # by run: a trained model has one per seed
     variants: tuple[str, ...]
     sweeps: tuple[Sweep, ...]
 
@@ -74,7 +75,13 @@ class ReportPlan:
             sweeps=_sweeps(config),
         )
 
-    # Which models go where.
+    # Which models go where. A model is a table row; a trained one has a run per seed, the
+    # first named as the model (sdoc_model.profile).
+    @property
+    def runs(self) -> dict[str, list[str]]:
+        """The runs of every model."""
+        return model_runs(self.specs)
+
     @property
     def main_models(self) -> list[str]:
         """Variants and external models; sweep points have their own tables."""
@@ -92,6 +99,10 @@ class ReportPlan:
 
     @property
     def trained_models(self) -> list[str]:
+        return [model for model in self.runs if self.specs[model].trained]
+
+    @property
+    def trained_runs(self) -> list[str]:
         return [name for name, spec in self.specs.items() if spec.trained]
 
     @property
@@ -103,6 +114,10 @@ class ReportPlan:
         return [
             name for name in self.trained_models if VARIANTS[self.specs[name].variant].kind == "moe"
         ]
+
+    @property
+    def moe_runs(self) -> list[str]:
+        return [run for model in self.moe_models for run in self.runs[model]]
 
     @property
     def params_models(self) -> list[str]:
@@ -123,11 +138,13 @@ class ReportPlan:
     def questions_jsonl(self, model: str, task: str) -> Path:
         return self.results_dir / "eval" / model / f"{task}.questions.jsonl"
 
-    @property
-    def significance_baselines(self) -> list[str]:
-        """What every trained model is compared with, question by question: LoRA and the base
-        model, those of them the profile has."""
-        return [model for model in (LORA, BASE) if model in self.specs]
+    def significance_baselines(self, model: str) -> list[str]:
+        """What a trained model is compared with, question by question: LoRA and the base
+        model, those of them the profile has, and on the ablation ladder its previous rung."""
+        baselines = [baseline for baseline in (LORA, BASE) if baseline in self.specs]
+        if model in self.ladder[1:]:
+            baselines.append(self.ladder[self.ladder.index(model) - 1])
+        return [baseline for baseline in baselines if baseline != model]
 
     def routing_json(self, model: str) -> Path:
         """The expert-specialisation probe's counts of a mixture-of-experts model."""
@@ -159,20 +176,18 @@ class ReportPlan:
             for model in self.specs
             for task in self.tasks
         }
-        for model in self.trained_models:
-            inputs[self.train_summary(model)] = f"training summary of model {model!r}"
-            inputs[self.train_metrics(model)] = f"training metrics log of model {model!r}"
-        for model in self.moe_models:
-            inputs[self.routing_json(model)] = f"expert routing probe of model {model!r}"
+        for run in self.trained_runs:
+            inputs[self.train_summary(run)] = f"training summary of model {run!r}"
+            inputs[self.train_metrics(run)] = f"training metrics log of model {run!r}"
+        for run in self.moe_runs:
+            inputs[self.routing_json(run)] = f"expert routing probe of model {run!r}"
         return inputs
 
     def benchmark_inputs(self) -> dict[Path, str]:
         """Snakemake writes these next to a training job's outputs (the rule's `benchmark:`)."""
         return {
-            self.train_benchmark(
-                model
-            ): f"Snakemake benchmark of the {TRAIN_RULE!r} job of model {model!r}"
-            for model in self.trained_models
+            self.train_benchmark(run): f"Snakemake benchmark of the {TRAIN_RULE!r} job of {run!r}"
+            for run in self.trained_runs
         }
 
     # Outputs.
@@ -199,7 +214,7 @@ class ReportPlan:
         names += [f"ablation_{sweep.knob}" for sweep in self.sweeps if sweep.varied]
         if self.trained_models:
             names.append("efficiency")
-        if self.trained_models and self.significance_baselines:
+        if any(self.significance_baselines(model) for model in self.trained_models):
             names.append("significance")
         # Always: a profile whose tasks have no discipline labels gets a table saying so.
         names.append("disciplines")

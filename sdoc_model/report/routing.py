@@ -29,7 +29,7 @@ from sdoc_model.report.plan import ReportPlan
 from sdoc_model.report.tables import Table
 
 COLUMNS = [
-    "model", "task", "dataset", "level", "disciplines", "questions", "tokens",
+    "model", "run", "task", "dataset", "level", "disciplines", "questions", "tokens",
     "layer", "depth", "module", "nmi",
 ]  # fmt: skip
 # Highlighted in the figures: sparse routing, + the contrastive loss, + its memory queue.
@@ -53,42 +53,44 @@ def normalised_mutual_information(counts) -> float:
 
 
 def load_probes(plan: ReportPlan) -> dict[str, dict]:
-    """The routing probe of every mixture-of-experts model, by model."""
+    """The routing probe of every run of a mixture-of-experts model, by run."""
     return {
-        model: json.loads(plan.routing_json(model).read_text(encoding="utf-8"))
-        for model in plan.moe_models
+        run: json.loads(plan.routing_json(run).read_text(encoding="utf-8")) for run in plan.moe_runs
     }
 
 
 def routing_frame(plan: ReportPlan, probes: dict[str, dict]) -> pd.DataFrame:
-    """One row per model, probed dataset and adapted layer, with its NMI; the layer's depth
+    """One row per run, probed dataset and adapted layer, with its NMI; the layer's depth
     (decoder layer) and module type come from its name."""
     task_of = {TASKS[task].dataset: task for task in reversed(plan.tasks)}  # the first scoring it
     rows = []
-    for model, probe in probes.items():
+    for run, probe in probes.items():
         for dataset, entry in probe["datasets"].items():
             probed = (len(entry["disciplines"]), sum(entry["questions"]), sum(entry["tokens"]))
             for layer, counts in entry["counts"].items():
                 match = plots.LAYER_NAME.search(layer)
                 if match is None:
                     raise ValueError(
-                        f"{plan.routing_json(model)}: cannot tell layer index and module from "
+                        f"{plan.routing_json(run)}: cannot tell layer index and module from "
                         f"layer name {layer!r}"
                     )
                 rows.append(
-                    (model, task_of[dataset], dataset, entry["level"], *probed, layer,
-                     int(match[1]), match[2], normalised_mutual_information(counts))
+                    (plan.specs[run].model, run, task_of[dataset], dataset, entry["level"],
+                     *probed, layer, int(match[1]), match[2],
+                     normalised_mutual_information(counts))
                 )  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def routing_table(plan: ReportPlan, frame: pd.DataFrame, probes: dict[str, dict]) -> Table:
     """Per model and benchmark: mean and maximum NMI over the adapted layers, the layer of the
-    maximum, and the mean per module type; the highest of each column and benchmark in bold.
-    The CSV is the long frame, every layer."""
+    maximum, and the mean per module type, each layer's NMI the mean over the model's runs;
+    the highest of each column and benchmark in bold. The CSV is the long frame, every run and
+    layer."""
     modules = list(dict.fromkeys(frame.module))
+    per_layer = frame.groupby(["model", "task", "layer", "depth", "module"], sort=False).nmi.mean()
     rows = []
-    for (model, task), group in frame.groupby(["model", "task"], sort=False):
+    for (model, task), group in per_layer.reset_index().groupby(["model", "task"], sort=False):
         top = group.loc[group.nmi.idxmax()]
         by_module = group.groupby("module").nmi.mean().reindex(modules)
         where = f"L{top.depth} {top.module}"
@@ -192,7 +194,8 @@ def usage_figure(frame: pd.DataFrame, probes: dict[str, dict]) -> Figure:
         return _message("No evaluated task has discipline labels")
     model = next((m for m in (FULL_METHOD, *COMPARED[::-1]) if m in probes), next(iter(probes)))
     task = frame.task.iloc[0]
-    top = frame[(frame.model == model) & (frame.task == task)].nlargest(USAGE_LAYERS, "nmi")
+    # The model's first run (named as the model): shares of several runs' experts do not add.
+    top = frame[(frame.run == model) & (frame.task == task)].nlargest(USAGE_LAYERS, "nmi")
     panels = []
     for row in top.itertuples():
         entry = probes[model]["datasets"][row.dataset]

@@ -1,18 +1,21 @@
 """Paired comparisons of two models scored on the same questions: more than chance?
 
-For models A and B and their per-question correctness on the same n questions:
+For models A and B and their per-question scores on the same n questions (1 right, 0 wrong;
+for a model trained with several seeds, the fraction of its runs that answered right):
 
-* delta: accuracy(A) - accuracy(B), in percentage points;
+* delta: accuracy(A) - accuracy(B), in percentage points (with seeds: of the means over runs);
 * a 95% paired bootstrap interval of delta: questions resampled with replacement, the same
   draw for both models (scipy.stats.bootstrap, paired, percentile method, a fixed seed);
 * the exact McNemar p-value: a two-sided binomial test (scipy.stats.binomtest) of the
-  discordant questions (A right and B wrong against the reverse) at p = 1/2, 1 when none;
+  discordant questions (A scored higher against B scored higher) at p = 1/2, 1 when none; with
+  seeds this is the sign test of the per-question differences, McNemar's test with one run each;
 * Holm's step-down correction of a table's p-values (family-wise error rate).
 
-The report compares every trained model with LoRA and with the base model this way, from the
-per-question records of the evaluations (`tables/significance.*`). Each model is trained
-once (one seed), so the pairs are the questions: the interval covers the question sample,
-not training noise.
+The report compares every trained model with LoRA, with the base model and, on the ablation
+ladder, with the previous rung, from the per-question records of the evaluations
+(`tables/significance.*`). The pairs are the questions: the interval covers the question
+sample; averaging each question over the seeds takes the training noise out of the scores
+rather than into the interval (the tables show the spread between seeds beside it).
 """
 
 from __future__ import annotations
@@ -42,8 +45,8 @@ class Comparison:
     p_value: float
 
 
-def compare(a: Sequence[bool], b: Sequence[bool]) -> Comparison:
-    """A against B on the same questions, in the same order."""
+def compare(a: Sequence[float], b: Sequence[float]) -> Comparison:
+    """A against B on the same questions, in the same order: scores in [0, 1]."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 1 or not len(a):
         raise ValueError(
@@ -66,10 +69,11 @@ def _mean_difference(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray
     return a.mean(axis=axis) - b.mean(axis=axis)
 
 
-def mcnemar_exact(a: Sequence[bool], b: Sequence[bool]) -> float:
-    """Two-sided exact McNemar test: the binomial test of A-only against B-only successes."""
-    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
-    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+def mcnemar_exact(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided exact McNemar test: the binomial test of the questions A scored higher on
+    against those B scored higher on (with 0/1 scores: A-only against B-only successes)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    only_a, only_b = int((a > b).sum()), int((a < b).sum())
     if only_a + only_b == 0:
         return 1.0
     return float(binomtest(only_a, only_a + only_b, 0.5, alternative="two-sided").pvalue)
@@ -90,13 +94,11 @@ COLUMNS = ["model", "baseline", "benchmark", "n", "delta", "ci_low", "ci_high", 
 
 
 def significance_frame(plan: ReportPlan, questions: pd.DataFrame) -> pd.DataFrame:
-    """Every trained model against each baseline, per task and on the average's tasks pooled
-    (each question weighing the same), with Holm's correction over the whole table."""
+    """Every trained model against each of its baselines, per task and on the average's tasks
+    pooled (each question weighing the same), with Holm's correction over the whole table."""
     rows = []
     for model in plan.trained_models:
-        for baseline in plan.significance_baselines:
-            if model == baseline:
-                continue
+        for baseline in plan.significance_baselines(model):
             for benchmark in [*plan.tasks, *([AVERAGE] if plan.averaged_tasks else [])]:
                 tasks = plan.averaged_tasks if benchmark == AVERAGE else [benchmark]
                 a, b = _paired(questions, model, baseline, tasks)
@@ -110,11 +112,11 @@ def significance_frame(plan: ReportPlan, questions: pd.DataFrame) -> pd.DataFram
 def _paired(
     questions: pd.DataFrame, model: str, baseline: str, tasks: list[str]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Both models' correctness on the same questions, in one order; ValueError when they were
-    not scored on the same questions (a stale or truncated record file)."""
+    """Both models' scores on the same questions, in one order (the mean correctness over a
+    model's runs); ValueError when they were not scored on the same questions (a stale or
+    truncated record file)."""
     chosen = questions[questions.task.isin(tasks)]
-    mine = chosen[chosen.model == model].set_index(["task", "id"]).correct
-    theirs = chosen[chosen.model == baseline].set_index(["task", "id"]).correct
+    mine, theirs = (_scores(chosen, name) for name in (model, baseline))
     if set(mine.index) != set(theirs.index):
         only = len(set(mine.index) ^ set(theirs.index))
         raise ValueError(
@@ -122,6 +124,18 @@ def _paired(
             f"({only} question(s) in one record file only): rerun their evaluations"
         )
     return mine.to_numpy(), theirs[mine.index].to_numpy()
+
+
+def _scores(questions: pd.DataFrame, model: str) -> pd.Series:
+    """Per (task, id): the fraction of the model's runs that answered right; ValueError when
+    its runs were not all scored on the same questions."""
+    records = questions[questions.model == model]
+    per_question = records.groupby(["task", "id"], sort=False).correct
+    if per_question.size().nunique() > 1:
+        raise ValueError(
+            f"the runs of {model} were not scored on the same questions: rerun their evaluations"
+        )
+    return per_question.mean()
 
 
 def significance_table(plan: ReportPlan, frame: pd.DataFrame) -> Table:
@@ -148,7 +162,10 @@ def significance_table(plan: ReportPlan, frame: pd.DataFrame) -> Table:
         "points, the interval a paired bootstrap (10,000 resamples, fixed seed), p the exact "
         "McNemar test (two-sided binomial test of the discordant questions), p (Holm) the "
         "Holm-corrected p over this whole table (bold: below 0.05). The average pools the "
-        "averaged tasks' questions, so each question weighs the same."
+        "averaged tasks' questions, so each question weighs the same. A model trained with "
+        "several seeds scores each question by the fraction of its runs that answered it "
+        "right: Δ is then the difference of the means over seeds, and p the sign test of the "
+        "per-question differences (McNemar's test when both have one run)."
     )
     held = pd.DataFrame(False, cells.index, cells.columns)
     held["p (Holm)"] = (frame.p_holm < 0.05).to_numpy()  # bold: holds after the correction

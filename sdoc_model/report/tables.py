@@ -135,8 +135,9 @@ def percent(value: float) -> str:
     return f"{100 * value:.1f}"
 
 
-def accuracy_text(acc: float, stderr: float) -> str:
-    return percent(acc) if math.isnan(stderr) else f"{percent(acc)} \u00b1 {percent(stderr)}"
+def accuracy_text(acc: float, stderr: float, seed_sd: float = math.nan) -> str:
+    text = percent(acc) if math.isnan(stderr) else f"{percent(acc)} \u00b1 {percent(stderr)}"
+    return text if math.isnan(seed_sd) else f"{text} (sd {percent(seed_sd)})"
 
 
 def delta_text(delta: float) -> str:
@@ -173,29 +174,35 @@ def score_columns(plan: ReportPlan) -> dict[str, str]:
 
 
 def wide_scores(plan: ReportPlan, scores: pd.DataFrame, models: list[str]) -> pd.DataFrame:
-    """One row per model: <task>_acc, _stderr, _n, _n_shot per task, then average_acc/_stderr.
+    """One row per model: seeds (its runs), then per task <task>_acc, _stderr, _seed_sd, _n,
+    _n_shot, then average_acc, _stderr, _seed_sd.
 
-    The average is the unweighted mean over the averaged benchmarks; its stderr treats them
-    as independent: sqrt(sum se^2) / n.
+    Over a model's runs (one per seed): acc is the mean; stderr lm-eval's standard error
+    averaged (every run answers the same questions, so averaging runs does not shrink the
+    question-sampling error); seed_sd the standard deviation between the runs' accuracies
+    (NaN with one run). The average is the unweighted mean over the averaged benchmarks, per
+    run; its stderr treats them as independent: sqrt(sum se^2) / n.
     """
-    indexed = scores.set_index(["model", "task"])
     rows = []
     for model in models:
-        row = {"model": model}
+        runs = scores[scores.model == model].set_index(["task", "run"])
+        row = {"model": model, "seeds": runs.index.get_level_values("run").nunique()}
         for task in plan.tasks:
-            score = indexed.loc[(model, task)]
+            per_run = runs.loc[task]
             row |= {
-                f"{task}_acc": score.acc,
-                f"{task}_stderr": score.stderr,
-                f"{task}_n": score.n_evaluated,
-                f"{task}_n_shot": score.n_shot,
+                f"{task}_acc": per_run.acc.mean(),
+                f"{task}_stderr": per_run.stderr.mean(),
+                f"{task}_seed_sd": per_run.acc.std(),
+                f"{task}_n": per_run.n_evaluated.iloc[0],
+                f"{task}_n_shot": per_run.n_shot.iloc[0],
             }
         if plan.averaged_tasks:
-            averaged = indexed.loc[[(model, task) for task in plan.averaged_tasks]]
-            row[f"{AVERAGE}_acc"] = averaged.acc.mean()
-            row[f"{AVERAGE}_stderr"] = math.sqrt((averaged.stderr**2).sum(skipna=False)) / len(
-                averaged
-            )
+            averaged = runs.loc[plan.averaged_tasks]
+            per_run = averaged.acc.groupby("run").mean()
+            stderr = averaged.stderr.groupby("task", sort=False).mean()
+            row[f"{AVERAGE}_acc"] = per_run.mean()
+            row[f"{AVERAGE}_stderr"] = math.sqrt((stderr**2).sum(skipna=False)) / len(stderr)
+            row[f"{AVERAGE}_seed_sd"] = per_run.std()
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -203,13 +210,13 @@ def wide_scores(plan: ReportPlan, scores: pd.DataFrame, models: list[str]) -> pd
 def accuracy_cells(
     plan: ReportPlan, wide: pd.DataFrame, labels: list[str]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Formatted "acc ± se" cells and the best-per-column mask, one row per label."""
+    """Formatted "acc ± se" cells (with "(sd x)" between seeds where a model has several) and
+    the best-per-column mask, one row per label."""
     cells, bold = {}, {}
     for column, header in score_columns(plan).items():
         acc = wide[f"{column}_acc"]
-        cells[header] = [
-            accuracy_text(a, s) for a, s in zip(acc, wide[f"{column}_stderr"], strict=True)
-        ]
+        spread = zip(acc, wide[f"{column}_stderr"], wide[f"{column}_seed_sd"], strict=True)
+        cells[header] = [accuracy_text(a, se, sd) for a, se, sd in spread]
         bold[header] = list(acc == acc.max())
     index = pd.Index(labels, name="Model")
     return pd.DataFrame(cells, index=index), pd.DataFrame(bold, index=index)
@@ -221,7 +228,7 @@ def protocol_note(plan: ReportPlan, scores: pd.DataFrame) -> str:
     for task in plan.tasks:
         rows = scores[scores.task == task]
         settings = rows.groupby(["n_shot", "n_evaluated", "n_available"], sort=False).model.apply(
-            list
+            lambda models: list(dict.fromkeys(models))
         )
         described = [
             f"{n_shot}-shot, {evaluated:,} of {available:,} questions"
@@ -239,10 +246,22 @@ def _caption(plan: ReportPlan, scores: pd.DataFrame, models: list[str], detail: 
     """What the numbers of a results table are, and how the models in it were evaluated."""
     averaged = ", ".join(TASKS[task].label for task in plan.averaged_tasks)
     average = f" Average: unweighted mean of {averaged}." if averaged else ""
-    protocol = protocol_note(plan, _scoped(scores, models))
+    scoped = _scoped(scores, models)
     return (
-        "Accuracy (%) \u00b1 standard error; best per column in bold."
-        f"{average}{detail} Protocol: {protocol}"
+        f"Accuracy (%) \u00b1 standard error; best per column in bold.{_seeds_note(scoped)}"
+        f"{average}{detail} Protocol: {protocol_note(plan, scoped)}"
+    )
+
+
+def _seeds_note(scores: pd.DataFrame) -> str:
+    """How a table's models were trained: the seeds per model, and what the cells then hold."""
+    seeds = scores.groupby("model", sort=False).run.nunique()
+    if seeds.max() == 1:
+        return ""
+    several = ", ".join(f"{model} ({n})" for model, n in seeds[seeds > 1].items())
+    return (
+        f" Trained with several seeds, each cell the mean over the runs, sd the standard deviation "
+        f"between them, \u00b1 the runs' mean standard error: {several}; the others one run."
     )
 
 
@@ -263,7 +282,7 @@ def main_table(
     wide.insert(1, "description", [_description(plan, model) for model in models])
     cells, bold = accuracy_cells(plan, wide, models)
     detail = ""
-    if significance is not None and LORA in plan.significance_baselines:
+    if significance is not None and LORA in set(significance.baseline):
         mark_lora_differences(cells, significance)
         detail = f" {DAGGER}: differs from LoRA after Holm's correction (table significance)."
     cells.insert(0, "Description", wide.description.to_list())
@@ -334,12 +353,13 @@ def sweep_table(plan: ReportPlan, sweep: Sweep, scores: pd.DataFrame) -> Table:
 
 
 def efficiency_table(plan: ReportPlan, summaries: pd.DataFrame, benchmarks: pd.DataFrame) -> Table:
-    """Training cost per trained model: from summary.json and the train job's benchmark file."""
-    models = plan.trained_models
+    """Training cost per training run: from summary.json and the train job's benchmark file."""
+    runs = plan.trained_runs
     train_jobs = benchmarks[benchmarks.rule == TRAIN_RULE].groupby("job")
-    data = summaries.loc[models].copy()
-    data.insert(2, "trainable_pct", 100 * data.trainable_params / data.total_params)
-    data["max_rss_mb"] = train_jobs.max_rss.max().reindex(models)
+    data = summaries.loc[runs].copy()
+    data.insert(0, "model", [plan.specs[run].model for run in runs])
+    data.insert(3, "trainable_pct", 100 * data.trainable_params / data.total_params)
+    data["max_rss_mb"] = train_jobs.max_rss.max().reindex(runs)
     cells = pd.DataFrame(
         {
             "Trainable params": [
@@ -354,11 +374,11 @@ def efficiency_table(plan: ReportPlan, summaries: pd.DataFrame, benchmarks: pd.D
             "Wall time": [duration_text(v) for v in data.wall_time_s],
             "Device": [f"{d}, {p}" for d, p in zip(data.device, data.precision, strict=True)],
         },
-        index=pd.Index(models, name="Model"),
+        index=pd.Index(runs, name="Run"),
     )
     note = (
-        "Training cost. Tokens (trained on), tokens/s, step time (mean), "
-        "peak memory (accelerator, or process on CPU) "
+        "Training cost per run (a model trained with several seeds has one per seed). Tokens "
+        "(trained on), tokens/s, step time (mean), peak memory (accelerator, or process on CPU) "
         "and wall time from the training summary; max RSS from the Snakemake benchmark of the "
         f"{TRAIN_RULE!r} job."
     )

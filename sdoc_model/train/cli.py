@@ -20,7 +20,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--model-dir", type=Path, required=True, help="where the final adapter goes")
     add("--log-dir", type=Path, required=True, help="metrics.jsonl and summary.json")
     add("--checkpoint-dir", type=Path, required=True, help="step-NNNNNN checkpoints")
-    add("--config", type=Path, required=True, help="YAML with adapter:, training: and seed")
+    add(
+        "--config",
+        type=Path,
+        required=True,
+        help="YAML with adapter:, training: and seeds (the first is used)",
+    )
     add("--model-name", help="name in the summary (default: the variant)")
     add(
         "--set", action="append", default=[], metavar="KEY=VALUE",

@@ -124,14 +124,15 @@ def _is_number(value: Any) -> bool:
 def load_run_config(path: str | Path, overrides: list[str] = ()) -> tuple[dict, dict]:
     """The `adapter:` and `training:` mappings of a YAML config, with `--set key=value` applied.
 
-    A top-level `seed` is the training seed unless `training.seed` is given. Override keys are
-    `adapter.KEY` or `training.KEY` (a bare KEY means training.KEY); values are parsed as YAML.
+    A profile's first seed (`seeds:`) is the training seed unless `training.seed` is given.
+    Override keys are `adapter.KEY` or `training.KEY` (a bare KEY means training.KEY); values
+    are parsed as YAML.
     """
     config = read_config(path)
     adapter = dict(config.get("adapter") or {})
     training = dict(config.get("training") or {})
-    if "seed" in config:
-        training.setdefault("seed", config["seed"])
+    if config.get("seeds"):
+        training.setdefault("seed", config["seeds"][0])
     sections = {"adapter": adapter, "training": training}
     for item in overrides:
         key, sep, value = item.partition("=")

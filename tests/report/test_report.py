@@ -13,6 +13,7 @@ import json
 import math
 import re
 import shutil
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from lm_eval.api.metrics import (
 from PIL import Image
 
 from sdoc_model.data.leakage import check_leakage
-from sdoc_model.profile import adapter_config, model_specs
+from sdoc_model.profile import adapter_config, model_runs, model_specs
 from sdoc_model.report import MissingInputError, build_report, load_checksums
 from sdoc_model.report.__main__ import main as report_cli
 from sdoc_model.report.inputs import load_scores
@@ -87,10 +88,10 @@ def write_results_tree(root: Path, config: dict, seed: int = 0, layers: int = TI
                 root / "train" / name, name, spec.variant, adapter, config["training"], rng, layers
             )
             write_benchmark(root / "benchmarks" / "train" / f"{name}.tsv", rng)
-    for number, model in enumerate(ReportPlan.from_config(config, root).moe_models):
-        experts = adapter_config(config, specs[model])["num_experts"]
+    for number, run in enumerate(ReportPlan.from_config(config, root).moe_runs):
+        experts = adapter_config(config, specs[run])["num_experts"]
         probe = routing_probe(layer_names(config, layers), experts, number, config, rng)
-        write_json(root / "routing" / f"{model}.json", {"model": model} | probe)
+        write_json(root / "routing" / f"{run}.json", {"model": run} | probe)
     write_leakage_report(root)
     # Single-job rules write benchmarks/{rule}.tsv; a path wildcard nests folders.
     write_benchmark(root / "benchmarks" / "prepare_base_model.tsv", rng)
@@ -355,27 +356,47 @@ def test_every_table_and_figure_exists(ci_report):
         assert path.is_file() and path.stat().st_size > 0, path
 
 
-def test_main_csv_holds_the_lm_eval_numbers_unrounded(ci_report):
+def test_main_csv_holds_the_lm_eval_numbers_unrounded_averaged_over_seeds(ci_report):
+    """A model's cell is the mean of its runs' lm-eval accuracies (ci trains each variant with
+    two seeds), its spread their standard deviation, its standard error their mean one."""
     rows = read_csv(ci_report / "tables" / "main.csv")
     assert [row["model"] for row in rows] == CI_CONFIG["variants"]
+    runs = model_runs(model_specs(CI_CONFIG))
     for row in rows:
+        assert int(row["seeds"]) == len(runs[row["model"]])
         for task in CI_CONFIG["evaluation"]["tasks"]:
-            metrics = json.loads((ci_report / "eval" / row["model"] / f"{task}.json").read_text())[
-                "results"
-            ][task]
-            assert float(row[f"{task}_acc"]) == metrics["acc,none"]
-            assert float(row[f"{task}_stderr"]) == metrics["acc_stderr,none"]
+            metrics = [
+                json.loads((ci_report / "eval" / run / f"{task}.json").read_text())["results"][task]
+                for run in runs[row["model"]]
+            ]
+            accs = [m["acc,none"] for m in metrics]
+            assert float(row[f"{task}_acc"]) == pytest.approx(statistics.mean(accs), rel=1e-12)
+            assert float(row[f"{task}_stderr"]) == pytest.approx(
+                statistics.mean(m["acc_stderr,none"] for m in metrics), rel=1e-12
+            )
+            if len(accs) > 1:
+                assert float(row[f"{task}_seed_sd"]) == pytest.approx(statistics.stdev(accs))
+            else:
+                assert row[f"{task}_seed_sd"] == ""
         accs = [float(row[f"{task}_acc"]) for task in ("cmb_xmed", "cmexam_xmed", "cmmlu_med")]
         assert float(row["average_acc"]) == pytest.approx(sum(accs) / 3, rel=1e-12)
 
 
+def test_a_model_with_several_seeds_shows_its_spread(ci_report):
+    table = (ci_report / "tables" / "main.md").read_text()
+    lora = next(line for line in table.splitlines() if line.startswith("| lora |"))
+    base = next(line for line in table.splitlines() if line.startswith("| base |"))
+    assert "(sd " in lora and "(sd " not in base
+    assert "the others one run" in table
+
+
 def test_group_score_is_lm_eval_size_weighted_aggregate(ci_report):
-    data = json.loads((ci_report / "eval" / "lora" / "cmmlu_med.json").read_text())
+    data = json.loads((ci_report / "eval" / "base" / "cmmlu_med.json").read_text())
     subtasks = [data["results"][leaf] for leaf in CMMLU_MED]
     weighted = sum(t["acc,none"] * t["sample_len"] for t in subtasks) / sum(
         t["sample_len"] for t in subtasks
     )
-    row = next(row for row in read_csv(ci_report / "tables" / "main.csv") if row["model"] == "lora")
+    row = next(row for row in read_csv(ci_report / "tables" / "main.csv") if row["model"] == "base")
     assert float(row["cmmlu_med_acc"]) == pytest.approx(weighted)
     assert int(row["cmmlu_med_n"]) == 7 * CI_CONFIG["evaluation"]["limit"]["cmmlu_med"]
 
@@ -466,8 +487,9 @@ def test_sweep_table_lists_each_value_with_its_model(ci_report):
 
 
 def test_efficiency_table_joins_summary_and_benchmark(ci_report):
-    rows = {row["model"]: row for row in read_csv(ci_report / "tables" / "efficiency.csv")}
+    rows = {row["run"]: row for row in read_csv(ci_report / "tables" / "efficiency.csv")}
     assert set(rows) == {name for name, spec in model_specs(CI_CONFIG).items() if spec.trained}
+    assert rows["lora-seed1"]["model"] == "lora"
     summary = json.loads((ci_report / "train" / "lora" / "summary.json").read_text())
     assert int(rows["lora"]["trainable_params"]) == summary["trainable_params"]
     assert float(rows["lora"]["tokens_per_s"]) == summary["tokens_per_s"]
@@ -492,8 +514,9 @@ def test_report_reads_well_and_links_existing_figures(ci_report):
     assert "figures/training_curves.png" in links
     for link in links:
         assert (ci_report / link).is_file(), link
-    # 8 models x 3 tasks, 7 trainings, preparing the base model and one download
-    assert "Total wall time of the 33 benchmarked jobs" in text
+    # 13 runs (base, 5 variants x 2 seeds, 2 sweep points) x 3 tasks, 12 trainings, preparing
+    # the base model and one download
+    assert "Total wall time of the 53 benchmarked jobs" in text
     assert "| download | 1 | " in text and " | n/a |" in text  # a job too short to sample memory
     assert "| prepare_base_model | 1 |" in text
     assert "ab" * 32 in text
@@ -633,44 +656,62 @@ def test_checksums_file_must_map_files_to_digests(tmp_path):
 
 
 def test_significance_table_recomputes_by_hand_from_the_records(ci_report):
+    """Each question scores the fraction of a model's runs (seeds) that answered it right; the
+    p-value is the two-sided sign test of the per-question differences (McNemar's with one run
+    each), recomputed here from the binomial coefficients."""
     rows = read_csv(ci_report / "tables" / "significance.csv")
     assert list(rows[0]) == [
         "model", "baseline", "benchmark", "n", "delta", "ci_low", "ci_high", "p_value", "p_holm",
     ]  # fmt: skip
-    trained = [name for name, spec in model_specs(CI_CONFIG).items() if spec.trained]
+    runs = model_runs(model_specs(CI_CONFIG))
+    trained = [model for model in runs if model not in ("base",)]
+    ladder = ["lora_moe_dense", "lora_moe", "sparsedoctor_noqueue", "sparsedoctor"]
+    previous_rung = dict(zip(ladder[1:], ladder, strict=False))
     tasks = CI_CONFIG["evaluation"]["tasks"]
     pairs = {(r["model"], r["baseline"], r["benchmark"]) for r in rows}
     assert pairs == {
         (model, baseline, benchmark)
         for model in trained
-        for baseline in ("lora", "base")
-        if model != baseline
+        for baseline in ("lora", "base", previous_rung.get(model))
+        if baseline and model != baseline
         for benchmark in [*tasks, "average"]
     }
+    split = False  # some question splits a model's seeds
     for row in rows:
         chosen = tasks if row["benchmark"] == "average" else [row["benchmark"]]
         mine, theirs = (
             {
-                (task, r["id"]): r["correct"]
+                (task, record["id"]): statistics.mean(
+                    questions[record["id"]] for questions in answers
+                )
                 for task in chosen
-                for r in read_jsonl(ci_report / "eval" / model / f"{task}.questions.jsonl")
+                for answers in [[
+                    {r["id"]: r["correct"] for r in read_jsonl(
+                        ci_report / "eval" / run / f"{task}.questions.jsonl")}
+                    for run in runs[model]
+                ]]
+                for record in read_jsonl(ci_report / "eval" / model / f"{task}.questions.jsonl")
             }
             for model in (row["model"], row["baseline"])
-        )
+        )  # fmt: skip
         a = [mine[key] for key in mine]
         b = [theirs[key] for key in mine]
+        split |= any(0 < value < 1 for value in a)
         assert int(row["n"]) == len(a)
         assert float(row["delta"]) == pytest.approx(100 * (sum(a) - sum(b)) / len(a))
-        only_a = sum(x and not y for x, y in zip(a, b, strict=True))
-        only_b = sum(y and not x for x, y in zip(a, b, strict=True))
+        only_a = sum(x > y for x, y in zip(a, b, strict=True))
+        only_b = sum(y > x for x, y in zip(a, b, strict=True))
         discordant = only_a + only_b
         tail = sum(math.comb(discordant, k) for k in range(max(only_a, only_b), discordant + 1))
         by_hand = min(1.0, 2 * tail / 2**discordant) if discordant else 1.0
         assert float(row["p_value"]) == pytest.approx(by_hand)
         assert float(row["ci_low"]) <= float(row["delta"]) <= float(row["ci_high"])
         assert float(row["p_holm"]) >= float(row["p_value"])
+    assert split
     report = (ci_report / "REPORT.md").read_text()
     assert "## Paired comparisons" in report and "after Holm's correction" in report
+    assert "each rung against the previous one" in report
+    assert "the fraction of a model's runs that answered it right" in report
 
 
 def test_main_table_marks_differences_to_lora_that_hold(ci_report):
@@ -729,11 +770,18 @@ def test_discipline_table_recomputes_from_the_records(ci_report):
     assert [(r["model"], r["task"], r["level"], r["discipline"]) for r in rows] == [
         (model, "cmmlu_med", "subject", subject) for subject in subjects for model in main_models
     ]
-    for row in rows:
-        records = read_jsonl(ci_report / "eval" / row["model"] / "cmmlu_med.questions.jsonl")
-        correct = [r["correct"] for r in records if r["discipline"] == row["discipline"]]
-        assert int(row["n"]) == len(correct) == CI_CONFIG["evaluation"]["limit"]["cmmlu_med"]
-        assert float(row["acc"]) == pytest.approx(sum(correct) / len(correct))
+    runs = model_runs(model_specs(CI_CONFIG))
+
+    def records(run):
+        return read_jsonl(ci_report / "eval" / run / "cmmlu_med.questions.jsonl")
+
+    for row in rows:  # the mean over the model's runs (seeds)
+        correct = [
+            [r["correct"] for r in records(run) if r["discipline"] == row["discipline"]]
+            for run in runs[row["model"]]
+        ]
+        assert int(row["n"]) == len(correct[0]) == CI_CONFIG["evaluation"]["limit"]["cmmlu_med"]
+        assert float(row["acc"]) == pytest.approx(statistics.mean(map(statistics.mean, correct)))
     header, *cells = markdown_rows((ci_report / "tables" / "disciplines.md").read_text())
     assert header == ["Benchmark", "Level", "Discipline", "n", *main_models]
     acc = {(r["model"], r["discipline"]): float(r["acc"]) for r in rows}
@@ -768,17 +816,18 @@ def test_routing_table_recomputes_the_nmi_of_every_layer(ci_report):
     metrics = pytest.importorskip("sklearn.metrics")
     rows = read_csv(ci_report / "tables" / "routing_specialisation.csv")
     assert list(rows[0]) == [
-        "model", "task", "dataset", "level", "disciplines", "questions", "tokens",
+        "model", "run", "task", "dataset", "level", "disciplines", "questions", "tokens",
         "layer", "depth", "module", "nmi",
     ]  # fmt: skip
     plan = ReportPlan.from_config(CI_CONFIG, ci_report)
     layers = layer_names(CI_CONFIG, TINY_LAYERS)
-    assert [(r["model"], r["layer"]) for r in rows] == [
-        (model, layer) for model in plan.moe_models for layer in layers
-    ]
+    assert [(r["model"], r["run"], r["layer"]) for r in rows] == [
+        (model, run, layer) for model in plan.moe_models for run in plan.runs[model]
+        for layer in layers
+    ]  # fmt: skip
     for row in rows:
         counts = np.array(
-            json.loads((ci_report / "routing" / f"{row['model']}.json").read_text())["datasets"][
+            json.loads((ci_report / "routing" / f"{row['run']}.json").read_text())["datasets"][
                 "cmmlu_med"
             ]["counts"][row["layer"]]
         )
@@ -794,10 +843,17 @@ def test_routing_table_recomputes_the_nmi_of_every_layer(ci_report):
     header, *cells = markdown_rows((ci_report / "tables" / "routing_specialisation.md").read_text())
     assert header[:5] == ["Model", "Benchmark", "Mean", "Max", "Max at"]
     assert [cell[0] for cell in cells] == plan.moe_models
-    for cell in cells:
-        nmis = [float(row["nmi"]) for row in rows if row["model"] == cell[0]]
-        assert float(cell[2].strip("*")) == pytest.approx(np.mean(nmis), abs=5e-4)
-        assert float(cell[3].strip("*")) == pytest.approx(max(nmis), abs=5e-4)
+    for cell in cells:  # each layer's NMI the mean over the model's runs
+        by_layer = {
+            layer: np.mean(
+                [float(r["nmi"]) for r in rows if (r["model"], r["layer"]) == (cell[0], layer)]
+            )
+            for layer in layers
+        }
+        assert float(cell[2].strip("*")) == pytest.approx(
+            np.mean(list(by_layer.values())), abs=5e-4
+        )
+        assert float(cell[3].strip("*")) == pytest.approx(max(by_layer.values()), abs=5e-4)
 
 
 def test_report_explains_expert_specialisation(ci_report):
@@ -813,9 +869,10 @@ def test_a_profile_without_disciplines_says_there_is_nothing_to_measure(tmp_path
     config["evaluation"] = config["evaluation"] | {"tasks": ["cmb_xmed", "cmexam_xmed"]}
     root = tmp_path / "unlabelled"
     write_results_tree(root, config)
-    (root / "routing" / "lora_moe.json").write_text(
-        json.dumps({"model": "lora_moe", "questions_per_discipline": 4, "datasets": {}})
-    )
+    for run in ("lora_moe", "lora_moe-seed1"):
+        (root / "routing" / f"{run}.json").write_text(
+            json.dumps({"model": run, "questions_per_discipline": 4, "datasets": {}})
+        )
     build_report(config, root, checksums={})
     text = (root / "tables" / "routing_specialisation.md").read_text()
     assert "No evaluated task's questions carry a discipline" in text

@@ -106,7 +106,9 @@ def test_target_modules_are_checked_without_weights(tiny_model_dir):
 
 def test_cli_reports_bad_settings_by_key(tiny_model_dir, tmp_path, no_model_loading, cli_error):
     config = tmp_path / "config.yaml"
-    config.write_text("seed: 3\nadapter: {num_experts: 4, top_k: 2}\ntraining: {max_steps: 2}\n")
+    config.write_text(
+        "seeds: [3, 4]\nadapter: {num_experts: 4, top_k: 2}\ntraining: {max_steps: 2}\n"
+    )
     args = [
         "--variant", "lora_moe", "--base-model", str(tiny_model_dir), "--train-file", str(config),
         "--model-dir", "m", "--log-dir", "l", "--checkpoint-dir", "c", "--config", str(config),
@@ -117,7 +119,9 @@ def test_cli_reports_bad_settings_by_key(tiny_model_dir, tmp_path, no_model_load
 
 def test_config_file_and_overrides(tmp_path):
     config = tmp_path / "config.yaml"
-    config.write_text("seed: 3\nadapter: {num_experts: 4}\ntraining: {max_steps: 2, lr: 1.0e-3}\n")
+    config.write_text(
+        "seeds: [3, 4]\nadapter: {num_experts: 4}\ntraining: {max_steps: 2, lr: 1.0e-3}\n"
+    )
     adapter, training = load_run_config(
         config, ["lr=0.01", "adapter.top_k=1", "training.scheduler=linear"]
     )

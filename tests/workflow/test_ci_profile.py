@@ -2,6 +2,7 @@
 with `sdoc run` as a user would; then Snakemake's bookkeeping: a second run does nothing, and
 deleting one evaluation reruns only what depends on it."""
 
+import json
 import os
 import shutil
 import signal
@@ -121,9 +122,25 @@ def test_ci_profile_writes_every_table_and_figure(ci_run):
         if spec.kind != "trained" or name in config["variants"]
     }
     assert set(main.iloc[:, 0]) == rows
-    assert not main.select_dtypes("number").isna().any().any()
+    spread = main.filter(like="_seed_sd")
+    assert not main.select_dtypes("number").drop(columns=spread.columns).isna().any().any()
+    # The spread between seeds exactly where a model has two runs (ci: seeds [0, 1]).
+    assert (spread.notna().all(axis=1) == (main.seeds == 2)).all()
+    assert set(main.seeds) == {1, 2}
     leakage = ci_run / "results" / "ci" / "data" / "leakage.md"
     assert "evaluation set" in leakage.read_text()
+
+
+def test_each_seed_trains_its_own_run(ci_run):
+    results = ci_run / "results" / "ci"
+    summaries = [json.loads((results / "train" / run / "summary.json").read_text())
+                 for run in ("lora", "lora-seed1")]  # fmt: skip
+    assert [summary["config"]["training"]["seed"] for summary in summaries] == [0, 1]
+    first, second = (
+        (results / "models" / run / "adapter_model.safetensors").read_bytes()
+        for run in ("lora", "lora-seed1")
+    )
+    assert first != second
 
 
 def test_second_run_has_nothing_to_do(ci_run):

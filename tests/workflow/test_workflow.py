@@ -53,6 +53,32 @@ def test_every_profile_plans_a_training_and_an_evaluation_job_per_model(profile)
             assert f"results/{config['profile']}/eval/{model}/{task}.questions.jsonl" in run.stdout
 
 
+def test_paper_dry_run_trains_every_variant_with_three_seeds_and_sweeps_with_the_first():
+    config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    run = dry_run(REPO / "config" / "paper.yaml")
+    assert run.returncode == 0, run.stderr + run.stdout
+    trained = set(planned(run.stdout, "train"))
+    assert config["seeds"] == [0, 1, 2] and config["sweep_seeds"] == 1
+    for variant in ("lora", "lora_moe_dense", "lora_moe", "sparsedoctor_noqueue", "sparsedoctor"):
+        assert {f"model={variant}", f"model={variant}-seed1", f"model={variant}-seed2"} <= trained
+    assert "model=sparsedoctor-top_k-1" in trained
+    assert not any(job.startswith("model=sparsedoctor-top_k-1-seed") for job in trained)
+    assert len(trained) == 5 * 3 + sum(
+        value != config["adapter"][knob] for knob, values in config["sweeps"].items()
+        for value in values
+    )  # fmt: skip
+
+
+def test_more_sweep_seeds_than_seeds_fails_naming_the_key(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "ci.yaml").read_text()) | {"sweep_seeds": 3}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    run = dry_run(bad, workdir=tmp_path)
+    assert run.returncode != 0
+    assert "config key sweep_seeds: 3, but seeds has 2" in run.stdout + run.stderr
+
+
 def test_paper_profile_covers_every_variant_sweep_point_and_external_model():
     config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     specs = model_specs(config)

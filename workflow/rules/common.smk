@@ -23,7 +23,7 @@ def check_settings(models, train_datasets):
     runs, naming the key and the sweep point. Returns the training settings, defaults filled
     in."""
     try:
-        training = TrainingConfig.from_dict({**config["training"], "seed": config["seed"]})
+        training = TrainingConfig.from_dict({**config["training"], "seed": SEED})
         SparseDoctorConfig.from_dict(config["adapter"])
     except ValueError as err:
         key = "" if str(err).startswith("training.") else "adapter."
@@ -65,6 +65,9 @@ def check_external_models():
 
 validate(config, "../schemas/config.schema.yaml")
 PROFILE = config["profile"]
+# Every run's training seed is its own; the first seed also fixes what all runs share: the
+# training data sample, the tiny base model's weights and lm-eval's few-shot draws.
+SEED = config["seeds"][0]
 RESULTS = f"results/{PROFILE}"
 RESOURCES = f"resources/{PROFILE}"
 BASE_MODEL = f"{RESOURCES}/base_model"
@@ -76,7 +79,10 @@ EVAL_DATASETS = list(
 )
 TRAIN_DATASETS = [source["dataset"] for source in config["data"]["train"]]
 TRAIN_MIXTURE = f"{DATA}/train.jsonl"
-MODELS = model_specs(config)
+try:
+    MODELS = model_specs(config)
+except ValueError as err:
+    raise WorkflowError(f"config key {err}") from None
 TRAINING = check_settings(MODELS, TRAIN_DATASETS)
 check_external_models()
 TRAINED = [name for name, spec in MODELS.items() if spec.trained]
@@ -118,7 +124,7 @@ def model_inputs(wildcards):
 # rule writes, in a section, with a caption from workflow/report/.
 REPORT_PLAN = ReportPlan.from_config(config, RESULTS)
 # The expert-specialisation probe: every mixture-of-experts model, over the test sets scored.
-MOE_MODELS = REPORT_PLAN.moe_models
+MOE_MODELS = REPORT_PLAN.moe_runs
 ROUTING_DATASETS = list(dict.fromkeys(REGISTERED_TASKS[task].dataset for task in TASKS))
 
 

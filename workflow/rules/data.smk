@@ -49,7 +49,7 @@ rule training_mixture:
         leakage_md=f"{RESULTS}/data/leakage.md",
     params:
         caps=[s.get("max_rows") for s in config["data"]["train"]],
-        seed=config["seed"],
+        seed=SEED,
         leakage=config["data"]["leakage"],
         # Fewer rows than one optimizer step sees: the leakage check fails, naming the counts.
         one_step=TRAINING.batch_size * TRAINING.grad_accum,

@@ -16,7 +16,7 @@ rule evaluate:
         tasks=TASKS,
         evaluation=config["evaluation"],
         data_dir=DATA,
-        seed=config["seed"],
+        seed=SEED,
     log:
         f"{RESULTS}/logs/evaluate/{{model}}.log",
     benchmark:

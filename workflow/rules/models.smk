@@ -9,7 +9,7 @@ rule prepare_base_model:
         directory(BASE_MODEL),
     params:
         spec=config["base_model"],
-        seed=config["seed"],
+        seed=SEED,
     log:
         f"{RESULTS}/logs/prepare_base_model.log",
     benchmark:

@@ -27,7 +27,7 @@ train(
     run_logs,
     checkpoints,
     adapter=adapter_config(snakemake.config, spec),
-    training={**snakemake.config["training"], "seed": snakemake.config["seed"]},
+    training={**snakemake.config["training"], "seed": spec.seed},
     model_name=spec.name,
 )
 shutil.copyfile(run_logs / "summary.json", snakemake.output.summary)
