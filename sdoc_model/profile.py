@@ -45,6 +45,7 @@ class ModelSpec:
     revision: str | None = None  # a commit, or a ref the lock file pins (sdoc_model.hub_lock)
     trust_remote_code: bool = False  # external models: run their own modeling code
     chat_template: bool = False  # external models: prompts in their chat template
+    local: bool = False  # external models: a tiny stand-in the workflow builds at model_id
     seed: int | None = None  # trained runs: the training seed
     model: str = ""  # the model (table row) the run belongs to; "": the run's own name
 
@@ -102,12 +103,22 @@ def model_specs(config: dict) -> dict[str, ModelSpec]:
         if name not in specs:
             add_runs(name, FULL_METHOD, {knob: value}, sweep_seeds)
     for name, external in (config.get("external") or {}).items():
+        local = external.get("kind", "hub") == "tiny"
         specs[name] = ModelSpec(
-            name, "external", model_id=external["model_id"], revision=external.get("revision"),
+            name, "external",
+            model_id=external_folder(config, name) if local else external["model_id"],
+            revision=external.get("revision"),
             trust_remote_code=external.get("trust_remote_code", False),
             chat_template=external.get("chat_template", False),
+            local=local,
         )  # fmt: skip
     return specs
+
+
+def external_folder(config: dict, name: str) -> str:
+    """Where the workflow prepares an external model: a tiny stand-in's folder, or a link to a
+    hub model's snapshot at its pinned commit."""
+    return f"resources/{config['profile']}/external/{name}"
 
 
 def model_runs(specs: dict[str, ModelSpec]) -> dict[str, list[str]]:

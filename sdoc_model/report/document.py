@@ -52,6 +52,12 @@ def report_markdown(
 
 def _protocol_box(plan: ReportPlan, scores: pd.DataFrame) -> str:
     box = f"> **Evaluation protocol.** {protocol_note(plan, scores)}"
+    if plan.synthetic:
+        box += (
+            "\n>\n> **A rehearsal.** Where the offline mirror has no file, the questions are "
+            "made up in the official formats (`data.synthetic`), and the models are tiny and "
+            "barely trained: the numbers below test the plumbing and mean nothing else."
+        )
     if (scores.n_evaluated < scores.n_available).any():
         box += (
             "\n>\n> Every number below comes from the first questions of each test set only "

@@ -57,6 +57,7 @@ class ReportPlan:
     specs: dict[str, ModelSpec]  # by run: a trained model has one per seed
     variants: tuple[str, ...]
     sweeps: tuple[Sweep, ...]
+    synthetic: bool = False  # made-up questions where the mirror has no file (a rehearsal)
 
     @classmethod
     def from_config(cls, config: dict, results_dir: str | Path) -> ReportPlan:
@@ -73,6 +74,7 @@ class ReportPlan:
             specs=model_specs(config),
             variants=tuple(config["variants"]),
             sweeps=_sweeps(config),
+            synthetic=config["data"].get("synthetic", False),
         )
 
     # Which models go where. A model is a table row; a trained one has a run per seed, the

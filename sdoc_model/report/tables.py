@@ -271,6 +271,8 @@ def _scoped(scores: pd.DataFrame, models: list[str]) -> pd.DataFrame:
 
 def _description(plan: ReportPlan, model: str) -> str:
     spec = plan.specs[model]
+    if spec.local:
+        return "tiny stand-in" + (", its own modeling code" if spec.trust_remote_code else "")
     return spec.model_id if spec.kind == "external" else VARIANTS[model].description
 
 

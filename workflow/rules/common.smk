@@ -11,7 +11,7 @@ from sdoc_model.eval.tasks import TASKS as REGISTERED_TASKS
 from sdoc_model.hub_lock import check_architectures, profile_lock
 from sdoc_model.method.config import SparseDoctorConfig
 from sdoc_model.method.variants import VARIANTS, variant_config
-from sdoc_model.profile import adapter_config, model_specs
+from sdoc_model.profile import adapter_config, external_folder, model_specs
 from sdoc_model.report.plan import ReportPlan
 from sdoc_model.train.config import TrainingConfig
 
@@ -56,7 +56,11 @@ def check_contrastive_labels(variant, effective, train_datasets):
 def check_external_models():
     """An external model whose locked architecture this transformers cannot build must opt into
     its remote code (sdoc_model.hub_lock), before any job runs."""
-    externals = {f"external.{name}": entry for name, entry in config["external"].items()}
+    externals = {
+        f"external.{name}": entry
+        for name, entry in config["external"].items()
+        if entry.get("kind", "hub") == "hub"
+    }
     try:
         check_architectures(externals, profile_lock(config["profile"]))
     except ValueError as err:
@@ -71,6 +75,10 @@ SEED = config["seeds"][0]
 RESULTS = f"results/{PROFILE}"
 RESOURCES = f"resources/{PROFILE}"
 BASE_MODEL = f"{RESOURCES}/base_model"
+# Verified raw files, shared by every profile; a profile that makes up the files the mirror
+# lacks (data.synthetic: the paper rehearsal) keeps all of its own.
+SYNTHETIC = config["data"].get("synthetic", False)
+RAW = f"{RESOURCES}/raw" if SYNTHETIC else "resources/raw"
 # Laid out as sdoc_model.data.prepare expects: the tasks read DATA/normalised/<dataset>.jsonl.
 DATA = f"{RESOURCES}/data"
 TASKS = config["evaluation"]["tasks"]
@@ -86,6 +94,7 @@ except ValueError as err:
 TRAINING = check_settings(MODELS, TRAIN_DATASETS)
 check_external_models()
 TRAINED = [name for name, spec in MODELS.items() if spec.trained]
+EXTERNAL = [name for name, spec in MODELS.items() if spec.kind == "external"]
 # Every rule runs in the project's own environment; `--software-deployment-method conda`
 # builds it from this file where the workflow runs without a prepared .venv.
 ENV = "../envs/sdoc.yaml"
@@ -98,7 +107,7 @@ def rule_resources(rule_name):
 
 def raw_files(name):
     """The verified raw files a registered dataset is normalised from."""
-    return [f"resources/raw/{source.path}" for source in dataset(name).sources]
+    return [f"{RAW}/{source.path}" for source in dataset(name).sources]
 
 
 def normalised(dataset_name):
@@ -110,10 +119,12 @@ EVAL_FILES = [normalised(name) for name in EVAL_DATASETS]
 
 def model_inputs(wildcards):
     """What evaluating a model reads: the datasets of the profile's tasks, and the model's base
-    model and adapter when it has them."""
+    model and adapter, or its prepared external folder."""
     spec = MODELS[wildcards.model]
     inputs = {"data": EVAL_FILES}
-    if spec.kind != "external":
+    if spec.kind == "external":
+        inputs["external"] = external_folder(config, spec.name)
+    else:
         inputs["base_model"] = BASE_MODEL
     if spec.trained:
         inputs["model"] = f"{RESULTS}/models/{wildcards.model}"

@@ -6,9 +6,12 @@
 
 rule download:
     output:
-        "resources/raw/{source_path}",
+        f"{RAW}/{{source_path}}",
     wildcard_constraints:
         source_path="(github|huggingface)/.+",
+    params:
+        raw=RAW,
+        synthetic=SYNTHETIC,
     log:
         f"{RESULTS}/logs/download/{{source_path}}.log",
     benchmark:
@@ -27,6 +30,7 @@ rule normalise:
         # Lenient mode keeps every rejected row, with its file, row and reason.
         *([] if config["data"]["strict"] else [f"{DATA}/normalised/{{dataset}}.quarantine.jsonl"]),
     params:
+        raw=RAW,
         strict=config["data"]["strict"],
         format=NORMALISED_FORMAT,
     log:

@@ -1,4 +1,5 @@
-# The base model every variant starts from, as a plain Hugging Face folder.
+# The base model every variant starts from, as a plain Hugging Face folder, and the external
+# baselines: a hub model at its pinned commit (downloaded once), or a tiny stand-in built here.
 
 
 rule prepare_base_model:
@@ -20,3 +21,26 @@ rule prepare_base_model:
         ENV
     script:
         "../scripts/prepare_base_model.py"
+
+
+rule prepare_external:
+    input:
+        # A tiny stand-in's tokenizer is trained on the profile's own text, as the base model's.
+        texts=lambda w: [TRAIN_MIXTURE, *EVAL_FILES] if MODELS[w.model].local else [],
+    output:
+        directory(f"{RESOURCES}/external/{{model}}"),
+    wildcard_constraints:
+        model="|".join(map(re.escape, EXTERNAL)) or "^$",
+    params:
+        spec=lambda w: MODELS[w.model],
+        seed=SEED,
+    log:
+        f"{RESULTS}/logs/prepare_external/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prepare_external/{{model}}.tsv"
+    resources:
+        **rule_resources("prepare_base_model"),
+    conda:
+        ENV
+    script:
+        "../scripts/prepare_external.py"

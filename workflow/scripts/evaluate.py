@@ -17,7 +17,7 @@ torch.set_num_threads(snakemake.threads)
 
 evaluation = snakemake.params.evaluation
 spec = snakemake.params.spec
-if spec.kind == "external":  # loaded at its pinned commit, resolved once into the lock file
+if spec.kind == "external" and not spec.local:  # at its pinned commit, from the lock file
     lock = profile_lock(snakemake.config["profile"])
     spec = dataclasses.replace(spec, revision=pinned_commit(spec.model_id, spec.revision, lock))
 args = model_args(

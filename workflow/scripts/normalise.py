@@ -11,7 +11,7 @@ logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 
 report = normalise_dataset(
     snakemake.wildcards.dataset,
-    "resources/raw",
+    snakemake.params.raw,
     snakemake.output[0],
     strict=snakemake.params.strict,
 )

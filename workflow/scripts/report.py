@@ -10,5 +10,6 @@ from sdoc_model.report.build import build_report
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 
-checksums = {path.removeprefix("resources/raw/"): sha256_file(path) for path in snakemake.input.raw}
+raw = f"{snakemake.params.raw}/"
+checksums = {path.removeprefix(raw): sha256_file(path) for path in snakemake.input.raw}
 build_report(snakemake.config, snakemake.params.results, checksums)
