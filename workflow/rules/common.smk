@@ -110,6 +110,11 @@ def raw_files(name):
     return [f"{RAW}/{source.path}" for source in dataset(name).sources]
 
 
+def raw_folder(file, source_path):
+    """The raw-data folder (RAW) that holds `file`, the raw file of `source_path`."""
+    return str(Path(file).parents[len(Path(source_path).parts) - 1])
+
+
 def normalised(dataset_name):
     return f"{DATA}/normalised/{dataset_name}.jsonl"
 

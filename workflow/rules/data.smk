@@ -10,7 +10,7 @@ rule download:
     wildcard_constraints:
         source_path="(github|huggingface)/.+",
     params:
-        raw=RAW,
+        raw=lambda w, output: raw_folder(output[0], w.source_path),
         synthetic=SYNTHETIC,
     log:
         f"{RESULTS}/logs/download/{{source_path}}.log",
@@ -30,7 +30,7 @@ rule normalise:
         # Lenient mode keeps every rejected row, with its file, row and reason.
         *([] if config["data"]["strict"] else [f"{DATA}/normalised/{{dataset}}.quarantine.jsonl"]),
     params:
-        raw=RAW,
+        raw=lambda w, input: raw_folder(input[0], dataset(w.dataset).sources[0].path),
         strict=config["data"]["strict"],
         format=NORMALISED_FORMAT,
     log:

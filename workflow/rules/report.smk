@@ -30,7 +30,6 @@ rule report:
         figures=reported_files(f"{RESULTS}/figures", REPORT_PLAN.figure_names(), "png", ["pdf"]),
     params:
         results=lambda wildcards, output: Path(output.report).parent,
-        raw=RAW,
     log:
         f"{RESULTS}/logs/report.log",
     benchmark:
