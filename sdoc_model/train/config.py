@@ -156,6 +156,17 @@ def _parse_value(text: str) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class RunPaths:
+    """Where a training run reads and writes."""
+
+    base_model: Path
+    train_file: Path
+    model_dir: Path
+    log_dir: Path
+    checkpoint_dir: Path
+
+
 def validate_run(
     variant: str, base_model_dir: Path, train_file: Path, adapter: dict, training: dict
 ) -> tuple[SparseDoctorConfig, TrainingConfig]:

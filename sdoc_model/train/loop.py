@@ -15,8 +15,7 @@ from pathlib import Path
 import yaml
 
 from sdoc_model.train import distributed
-from sdoc_model.train.config import validate_run
-from sdoc_model.train.trainer import RunPaths, Trainer
+from sdoc_model.train.config import RunPaths, validate_run
 from sdoc_model.utils.allocator import keep_freed_memory
 from sdoc_model.utils.atomic import write_text
 
@@ -43,6 +42,9 @@ def train(
     )
     if config.num_processes > 1 and not distributed.launched_by_torchrun():
         return relaunch(variant, paths, adapter, training, model_name, config.num_processes)
+    # Imported here: a process that only relaunches under torchrun needs no model code (3 s).
+    from sdoc_model.train.trainer import Trainer
+
     keep_freed_memory()  # a step reallocates the same large buffers: no page faults each time
     processes = distributed.start(config.num_processes)
     try:

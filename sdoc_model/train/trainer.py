@@ -40,7 +40,7 @@ from sdoc_model.train.checkpoint import (
     set_aside,
     trainable_state,
 )
-from sdoc_model.train.config import SCHEDULERS, TrainingConfig
+from sdoc_model.train.config import SCHEDULERS, RunPaths, TrainingConfig
 from sdoc_model.train.data import (
     IGNORE_INDEX,
     StepData,
@@ -68,15 +68,6 @@ KILL_AFTER_STEP_ENV = "SDOC_TRAIN_KILL_AFTER_STEP"
 class NonFiniteLossError(ValueError):
     """The loss became NaN or infinite (a value the data or settings produced): the run stopped
     before the optimizer step."""
-
-
-@dataclass(frozen=True)
-class RunPaths:
-    base_model: Path
-    train_file: Path
-    model_dir: Path
-    log_dir: Path
-    checkpoint_dir: Path
 
 
 def lm_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:

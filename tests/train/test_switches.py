@@ -9,7 +9,7 @@ import torch
 from transformers.models.llama.modeling_llama import LlamaMLP
 
 from sdoc_model.method.config import SparseDoctorConfig
-from sdoc_model.train.config import TrainingConfig
+from sdoc_model.train.config import RunPaths, TrainingConfig
 from sdoc_model.train.data import (
     IGNORE_INDEX,
     StepData,
@@ -18,7 +18,7 @@ from sdoc_model.train.data import (
     step_data,
 )
 from sdoc_model.train.distributed import Processes
-from sdoc_model.train.trainer import RunPaths, Trainer
+from sdoc_model.train.trainer import Trainer
 from sdoc_model.utils.jsonl import write_jsonl
 from tests.factories import train_row
 

@@ -1,6 +1,7 @@
 """Train one model of the profile (a variant or a sweep point), resuming from its checkpoints."""
 
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -10,7 +11,11 @@ import torch
 from sdoc_model.profile import adapter_config
 from sdoc_model.train.loop import train
 
-sys.stderr = sys.stdout = open(snakemake.log[0], "a", buffering=1)
+# At the descriptor level, so the torchrun processes of a multi-process run log here too.
+log = open(snakemake.log[0], "a", buffering=1)
+for stream in (sys.stdout, sys.stderr):
+    stream.flush()
+    os.dup2(log.fileno(), stream.fileno())
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 torch.set_num_threads(snakemake.threads)
 
