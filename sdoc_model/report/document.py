@@ -7,7 +7,14 @@ import yaml
 
 from sdoc_model.data.leakage import overlap_summary
 from sdoc_model.eval.tasks import TASKS
-from sdoc_model.method.variants import ABLATION_LADDER, FULL_METHOD, LORA_MOE, SPARSEDOCTOR_NOQUEUE
+from sdoc_model.method.variants import (
+    ABLATION_LADDER,
+    BASE,
+    FULL_METHOD,
+    LORA,
+    LORA_MOE,
+    SPARSEDOCTOR_NOQUEUE,
+)
 from sdoc_model.report.plan import ReportPlan
 from sdoc_model.report.tables import Table, bytes_text, duration_text, protocol_note
 
@@ -92,8 +99,10 @@ def _significance_section(plan: ReportPlan, tables: dict[str, Table]) -> list[st
         if seeded
         else " Each model was trained once, so the tests treat the questions as the sample."
     )
-    ladder = " (on the variant ladder, each rung against the previous one)" if plan.ladder else ""
-    baselines = f"Every trained model against {', '.join(dict.fromkeys(frame.baseline))}{ladder}. "
+    fixed = [name for name in (LORA, BASE) if name in plan.specs]
+    ladder = "; on the variant ladder, each rung also against the previous one"
+    ladder = ladder if plan.ladder else ""
+    baselines = f"Every trained model against {' and '.join(fixed)}{ladder}. "
     summary = (
         baselines
         + f"{len(held)} of {len(frame)} differences hold at the 5% level after Holm's correction"

@@ -710,7 +710,7 @@ def test_significance_table_recomputes_by_hand_from_the_records(ci_report):
     assert split
     report = (ci_report / "REPORT.md").read_text()
     assert "## Paired comparisons" in report and "after Holm's correction" in report
-    assert "each rung against the previous one" in report
+    assert "each rung also against the previous one" in report
     assert "the fraction of a model's runs that answered it right" in report
 
 
