@@ -89,8 +89,9 @@ def test_rehearsal_executes_the_paper_graph(tmp_path, mirror):
     through torchrun, the official-format readers (made-up files where the mirror has none),
     5-shot CMMLU-Med, and an external model that runs its own modeling code."""
     shutil.copytree(REPO / "config", tmp_path / "config")
-    # A two-process CPU training job aborted once in about a hundred (SIGABRT in a gloo
-    # process, no message; not reproduced since): one retry, which resumes from its checkpoint.
+    # Now and then a two-process CPU training job aborts right after a checkpoint (SIGABRT in
+    # the main process, no message; about one job in 30 under CI, never alone): one retry, which
+    # resumes from that checkpoint. Known open bug, not the rehearsal's point.
     run = subprocess.run(
         [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--cores", "2",
          "--retries", "1", "--configfile", str(tmp_path / "config" / "rehearsal.yaml")],
