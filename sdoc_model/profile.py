@@ -96,9 +96,10 @@ def model_specs(config: dict) -> dict[str, ModelSpec]:
             add_runs(variant, variant, {}, seeds)
         else:
             specs[variant] = ModelSpec(variant, "base", variant)
-    sweep_seeds = seeds[: config.get("sweep_seeds", len(seeds))]
-    if len(sweep_seeds) < config.get("sweep_seeds", 0):
-        raise ValueError(f"sweep_seeds: {config['sweep_seeds']}, but seeds has {len(seeds)}")
+    sweep_count = config.get("sweep_seeds", len(seeds))
+    if sweep_count > len(seeds):
+        raise ValueError(f"sweep_seeds: {sweep_count}, but seeds has {len(seeds)}")
+    sweep_seeds = seeds[:sweep_count]
     for knob, value, name in sweep_points(config):
         if name not in specs:
             add_runs(name, FULL_METHOD, {knob: value}, sweep_seeds)
