@@ -8,14 +8,16 @@ With `across_processes`, the token means run over the tokens of every process of
 process group (data-parallel training), so that each process computes the loss of the whole
 global batch, as one process would. The collectives are differentiable: each process's
 backward sums the gradients of all processes' (identical) losses, and DDP's gradient mean
-brings that back to the gradient of the one loss.
+brings that back to the gradient of the one loss. They are torch.distributed's blocking ones:
+torch's asynchronous functional collectives corrupted the heap now and then on gloo ("malloc():
+unaligned tcache chunk detected" inside wait_tensor, about one two-process CPU run in three of
+40 steps).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.distributed as dist
-import torch.distributed._functional_collectives as collectives  # torch's differentiable ones
 
 
 def masked_mean(
@@ -35,13 +37,42 @@ def masked_mean(
 
 def autograd_all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     """Differentiable all-reduce sum over the default process group (a new tensor)."""
-    return collectives.all_reduce(tensor, "sum", dist.group.WORLD)
+    return _AllReduceSum.apply(tensor)
 
 
 def autograd_all_gather(tensor: torch.Tensor) -> torch.Tensor:
     """Differentiable all-gather over the default process group: the processes' rows in rank
     order, which is the global batch's order (every process holds an equal slice of it)."""
-    return collectives.all_gather_single_autograd(tensor, 0, dist.group.WORLD)
+    return _AllGather.apply(tensor)
+
+
+class _AllReduceSum(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, tensor):
+        total = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad):
+        return autograd_all_reduce_sum(grad)  # every process's loss reads the same sum
+
+
+class _AllGather(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, tensor):
+        tensor = tensor.contiguous()
+        parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, tensor)
+        ctx.rows = len(tensor)
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # This process's rows, as read by every process's loss: a reduce-scatter, which gloo
+        # lacks, written as an all-reduce (the gathered batch is small).
+        start = dist.get_rank() * ctx.rows
+        return autograd_all_reduce_sum(grad)[start : start + ctx.rows]
 
 
 def routing_dispatch(probs: torch.Tensor, top_idx: torch.Tensor | None) -> torch.Tensor:

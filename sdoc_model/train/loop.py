@@ -9,7 +9,9 @@ end only.
 
 from __future__ import annotations
 
+import faulthandler
 import json
+import os
 from pathlib import Path
 
 import yaml
@@ -46,6 +48,11 @@ def train(
     from sdoc_model.train.trainer import Trainer
 
     keep_freed_memory()  # a step reallocates the same large buffers: no page faults each time
+    # A crash in native code (an abort in a collective, heap corruption) then leaves each
+    # thread's Python stack and glibc's own message in the job's log instead of nothing.
+    if not faulthandler.is_enabled():
+        faulthandler.enable()
+    os.environ.setdefault("LIBC_FATAL_STDERR_", "1")
     processes = distributed.start(config.num_processes)
     try:
         trainer = Trainer(variant, paths, adapter_config, config, model_name or variant, processes)

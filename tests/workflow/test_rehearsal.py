@@ -89,12 +89,9 @@ def test_rehearsal_executes_the_paper_graph(tmp_path, mirror):
     through torchrun, the official-format readers (made-up files where the mirror has none),
     5-shot CMMLU-Med, and an external model that runs its own modeling code."""
     shutil.copytree(REPO / "config", tmp_path / "config")
-    # Now and then a two-process CPU training job aborts right after a checkpoint (SIGABRT in
-    # the main process, no message; about one job in 30 under CI, never alone): one retry, which
-    # resumes from that checkpoint. Known open bug, not the rehearsal's point.
     run = subprocess.run(
         [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--cores", "2",
-         "--retries", "1", "--configfile", str(tmp_path / "config" / "rehearsal.yaml")],
+         "--configfile", str(tmp_path / "config" / "rehearsal.yaml")],
         capture_output=True, text=True,
         env={**os.environ, "SDOC_MIRROR": str(mirror), "HF_HUB_OFFLINE": "1"},
     )  # fmt: skip
