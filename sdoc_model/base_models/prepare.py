@@ -78,11 +78,31 @@ def save_model_folder(
     with atomic_folder(out_dir) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        write_tokenizer_for_transformers_4(tmp)
         for name, path in copies:
             shutil.copyfile(path, tmp / name)
         for name in sealed:
             seal(tmp / name)
     return out_dir
+
+
+def write_tokenizer_for_transformers_4(folder: Path) -> None:
+    """Rewrite a saved fast tokenizer in the form transformers 4 reads as well, for models
+    evaluated in an environment of their own (config: external.<name>.environment): the class
+    under its v4 name (v5's TokenizersBackend is PreTrainedTokenizerFast) and BPE merges as
+    "a b" strings (tokenizers < 0.20 cannot read pairs). Both forms load the same in v5."""
+    config_file, tokenizer_file = folder / "tokenizer_config.json", folder / "tokenizer.json"
+    if not tokenizer_file.exists():
+        return
+    config = json.loads(config_file.read_text())
+    if config.get("tokenizer_class") == "TokenizersBackend":
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        config_file.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    tokenizer = json.loads(tokenizer_file.read_text())
+    merges = tokenizer["model"].get("merges") or []
+    if merges and not isinstance(merges[0], str) and not any(" " in t for m in merges for t in m):
+        tokenizer["model"]["merges"] = [" ".join(merge) for merge in merges]
+        tokenizer_file.write_text(json.dumps(tokenizer, indent=2, ensure_ascii=False) + "\n")
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:

@@ -15,3 +15,8 @@ class TinyRemoteConfig(LlamaConfig):
 
 class TinyRemoteForCausalLM(LlamaForCausalLM):
     config_class = TinyRemoteConfig
+
+    # As Baichuan2's model class: loading arguments the model does not know are accepted and
+    # dropped (lm-eval passes gguf_file=None, which transformers 4.33 hands to the model).
+    def __init__(self, config, *model_args, **model_kwargs):
+        super().__init__(config)

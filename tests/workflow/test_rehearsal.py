@@ -69,7 +69,7 @@ def test_rehearsal_differs_from_the_paper_only_in_scale_settings():
     for name, entry in PAPER["external"].items():
         stand_in = REHEARSAL["external"][name]
         assert stand_in["kind"] == "tiny"
-        for key in ("trust_remote_code", "chat_template"):
+        for key in ("trust_remote_code", "chat_template", "environment"):
             assert stand_in.get(key, False) == entry.get(key, False)
 
 

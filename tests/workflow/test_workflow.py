@@ -151,3 +151,25 @@ def test_an_external_model_needing_remote_code_fails_the_dry_run_unless_it_opts_
     config["external"]["custom"]["trust_remote_code"] = True
     bad.write_text(yaml.safe_dump(config))
     assert dry_run(bad, workdir=tmp_path).returncode == 0
+
+
+def test_an_external_model_in_its_own_environment_needs_its_file_not_our_architectures(tmp_path):
+    """Whether its architecture builds is for its own transformers to say; its environment file
+    must exist in workflow/envs/, named before any job runs."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    lock = {"org/custom": {"ref": "main", "commit": "a" * 40, "architectures": ["CustomLM"]}}
+    (tmp_path / "config" / "ci.lock.json").write_text(json.dumps(lock))
+    config = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
+    config["external"] = {
+        "custom": {"model_id": "org/custom", "environment": "transformers-4.33.yaml"}
+    }
+    own = tmp_path / "own.yaml"
+    own.write_text(yaml.safe_dump(config))
+    run = dry_run(own, workdir=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    config["external"]["custom"]["environment"] = "transformers-3.yaml"
+    own.write_text(yaml.safe_dump(config))
+    run = dry_run(own, workdir=tmp_path)
+    assert run.returncode != 0
+    named = "config key external.custom.environment: no file transformers-3.yaml in workflow/envs/"
+    assert named in run.stdout + run.stderr

@@ -54,12 +54,19 @@ def check_contrastive_labels(variant, effective, train_datasets):
 
 
 def check_external_models():
-    """An external model whose locked architecture this transformers cannot build must opt into
-    its remote code (sdoc_model.hub_lock), before any job runs."""
+    """An external model's own environment file must exist; one evaluated with this project's
+    libraries whose locked architecture this transformers cannot build must opt into its remote
+    code (sdoc_model.hub_lock), before any job runs."""
+    for name, entry in config["external"].items():
+        own = entry.get("environment")
+        if own and not Path(workflow.current_basedir, "..", "envs", own).is_file():
+            raise WorkflowError(
+                f"config key external.{name}.environment: no file {own} in workflow/envs/"
+            )
     externals = {
         f"external.{name}": entry
         for name, entry in config["external"].items()
-        if entry.get("kind", "hub") == "hub"
+        if entry.get("kind", "hub") == "hub" and not entry.get("environment")
     }
     try:
         check_architectures(externals, profile_lock(config["profile"]))
@@ -98,6 +105,14 @@ EXTERNAL = [name for name, spec in MODELS.items() if spec.kind == "external"]
 # Every rule runs in the project's own environment; `--software-deployment-method conda`
 # builds it from this file where the workflow runs without a prepared .venv.
 ENV = "../envs/sdoc.yaml"
+
+
+def evaluation_environment(wildcards):
+    """A model's evaluation runs in the project's environment, or in the model's own where its
+    code needs other library versions (external.<name>.environment, a file in workflow/envs/;
+    with --software-deployment-method conda)."""
+    own = config["external"].get(wildcards.model, {}).get("environment")
+    return f"../envs/{own}" if own else ENV
 
 
 def rule_resources(rule_name):

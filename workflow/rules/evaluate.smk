@@ -26,7 +26,7 @@ rule evaluate:
     resources:
         **rule_resources("evaluate"),
     conda:
-        ENV
+        evaluation_environment
     script:
         "../scripts/evaluate.py"
 

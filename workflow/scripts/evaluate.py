@@ -8,8 +8,12 @@ from pathlib import Path
 
 import torch
 
-from sdoc_model.eval.runner import check_adapter_files, evaluate_tasks, model_args
-from sdoc_model.hub_lock import pinned_commit, profile_lock
+# A model's own environment (config: external.<name>.environment) has other library versions
+# and not this package installed: it is imported from the checkout, in every environment alike.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
+
+from sdoc_model.eval.runner import check_adapter_files, evaluate_tasks, model_args  # noqa: E402
+from sdoc_model.hub_lock import pinned_commit, profile_lock  # noqa: E402
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
