@@ -168,9 +168,10 @@ class RunPaths:
 
 
 def validate_run(
-    variant: str, base_model_dir: Path, train_file: Path, adapter: dict, training: dict
+    variant: str, train_file: Path, adapter: dict, training: dict
 ) -> tuple[SparseDoctorConfig, TrainingConfig]:
-    """Check everything that can be checked without loading weights; return the parsed configs."""
+    """Check the settings and the data file; return the parsed configs. (The base model is
+    checked by each training process: check_target_modules.)"""
     if variant not in TRAINED_VARIANTS:
         raise ValueError(
             f"variant: {variant!r} is not a trained variant; "
@@ -183,7 +184,6 @@ def validate_run(
     training_config = TrainingConfig.from_dict(training)
     if not Path(train_file).is_file():
         raise FileNotFoundError(f"train file {train_file} does not exist")
-    check_target_modules(base_model_dir, adapter_config.target_modules)
     return adapter_config, training_config
 
 

@@ -1,22 +1,16 @@
 """Several processes through torchrun and PyTorch DDP: gloo on the CPU, nccl on CUDA.
 
 The training code calls the same helpers whether it runs alone or under torchrun; with one
-process they do nothing.
+process they do nothing. (Starting the processes: launch.py.)
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-
-
-class DistributedRunError(ChildProcessError):
-    """A process of a torchrun launch failed; its own error is in the output above."""
 
 
 @dataclass(frozen=True)
@@ -32,24 +26,6 @@ class Processes:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def launched_by_torchrun() -> bool:
-    return "TORCHELASTIC_RUN_ID" in os.environ or "WORLD_SIZE" in os.environ
-
-
-def relaunch_with_torchrun(num_processes: int, cli_args: list[str]) -> None:
-    """Run `python -m sdoc_model.train CLI_ARGS` in `num_processes` processes on this machine."""
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc-per-node={num_processes}", "-m", "sdoc_model.train", *cli_args,
-    ]  # fmt: skip
-    result = subprocess.run(command)
-    if result.returncode:
-        raise DistributedRunError(
-            f"distributed training ({num_processes} processes) failed with exit code "
-            f"{result.returncode}; the failing process's error is printed above"
-        )
 
 
 def start(num_processes: int) -> Processes:

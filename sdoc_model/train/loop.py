@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from sdoc_model.train import distributed
-from sdoc_model.train.config import RunPaths, validate_run
+from sdoc_model.train import launch
+from sdoc_model.train.config import RunPaths, check_target_modules, validate_run
 from sdoc_model.utils.allocator import keep_freed_memory
 from sdoc_model.utils.atomic import write_text
 
@@ -32,20 +32,29 @@ def train(
     adapter: dict,
     training: dict,
     model_name: str | None = None,
+    threads: int | None = None,
 ) -> dict:
     """Fine-tune `variant` on `train_file`; write the adapter, the metrics and the summary.
 
     `adapter` holds SparseDoctorConfig fields, `training` TrainingConfig fields. Reruns resume
-    from the newest checkpoint in `checkpoint_dir`. Returns the summary (log_dir/summary.json).
+    from the newest checkpoint in `checkpoint_dir`. `threads`: torch's CPU threads when this
+    process trains (torchrun gives each of several processes one). Returns the summary
+    (log_dir/summary.json).
     """
     paths = RunPaths(*map(Path, (base_model_dir, train_file, model_dir, log_dir, checkpoint_dir)))
-    adapter_config, config = validate_run(
-        variant, paths.base_model, paths.train_file, adapter, training
-    )
-    if config.num_processes > 1 and not distributed.launched_by_torchrun():
+    adapter_config, config = validate_run(variant, paths.train_file, adapter, training)
+    if config.num_processes > 1 and not launch.launched_by_torchrun():
         return relaunch(variant, paths, adapter, training, model_name, config.num_processes)
-    # Imported here: a process that only relaunches under torchrun needs no model code (3 s).
+    # Here, not before relaunching: a process that only starts the others needs no model code
+    # (importing it and building the base model's skeleton takes seconds).
+    check_target_modules(paths.base_model, adapter_config.target_modules)
+    import torch
+
+    from sdoc_model.train import distributed
     from sdoc_model.train.trainer import Trainer
+
+    if threads:
+        torch.set_num_threads(threads)
 
     keep_freed_memory()  # a step reallocates the same large buffers: no page faults each time
     # A crash in native code (an abort in a collective, heap corruption) then leaves each
@@ -77,5 +86,5 @@ def relaunch(
     ]  # fmt: skip
     if model_name:
         args += ["--model-name", model_name]
-    distributed.relaunch_with_torchrun(num_processes, args)
+    launch.relaunch_with_torchrun(num_processes, args)
     return json.loads((paths.log_dir / "summary.json").read_text())

@@ -1,5 +1,8 @@
 """Training settings, validation before any model is loaded, and the SFT data pipeline."""
 
+import subprocess
+import sys
+
 import pytest
 
 from sdoc_model.train.cli import main
@@ -203,3 +206,18 @@ def test_processes_split_each_global_micro_batch(tokenizer):
             for row in half.micro_batches[micro]["input_ids"]
         ]
         assert rows == [row[row != 0].tolist() for row in whole.micro_batches[micro]["input_ids"]]
+
+
+def test_the_process_that_starts_torchrun_imports_no_torch():
+    """A multi-process job's first process checks the settings and starts torchrun; torch and
+    the model code (seconds per training job) are left to the processes that train."""
+    code = (
+        "import sys; from sdoc_model.train.config import validate_run; "
+        "import sdoc_model.profile, sdoc_model.train.launch, sdoc_model.train.loop; "
+        "validate_run('sparsedoctor', sys.argv[1], {}, {'num_processes': 2}); "
+        "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, __file__], capture_output=True, text=True, check=True
+    )
+    assert run.stdout.strip() == "[]"

@@ -6,8 +6,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import torch
-
 from sdoc_model.profile import adapter_config
 from sdoc_model.train.loop import train
 
@@ -17,7 +15,6 @@ for stream in (sys.stdout, sys.stderr):
     stream.flush()
     os.dup2(log.fileno(), stream.fileno())
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-torch.set_num_threads(snakemake.threads)
 
 spec = snakemake.params.spec
 checkpoints = Path(snakemake.params.checkpoints)
@@ -34,6 +31,7 @@ train(
     adapter=adapter_config(snakemake.config, spec),
     training={**snakemake.config["training"], "seed": spec.seed},
     model_name=spec.name,
+    threads=snakemake.threads,
 )
 shutil.copyfile(run_logs / "summary.json", snakemake.output.summary)
 shutil.copyfile(run_logs / "metrics.jsonl", snakemake.output.metrics)
