@@ -1,7 +1,7 @@
 # SparseDoctor: raw benchmark files -> trained variants -> lm-eval -> tables, plots, report.
 #   snakemake --cores all                          # the demo (config/config.yaml)
 #   snakemake --cores all --configfile config/ci.yaml
-#   snakemake --profile workflow/profiles/slurm --configfile config/paper.yaml
+#   snakemake --profile workflow/profiles/slurm --sdm conda --configfile config/paper.yaml
 # `sdoc run ARGS` = `snakemake ARGS --rerun-incomplete` after clearing a killed run's lock.
 from snakemake.utils import min_version
 

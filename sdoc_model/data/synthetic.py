@@ -51,11 +51,13 @@ CMEXAM_ANNOTATIONS = (
 )  # fmt: skip
 
 
-def write_synthetic(source: Source, out: Path, answer_key: Path) -> Path:
-    """Write the made-up file for `source` to `out`; `answer_key` is the verified CMB-Exam key
-    (read for the CMB-Exam test questions only)."""
+def write_synthetic(source: Source, out: Path, answer_key: Path | None = None) -> Path:
+    """Write the made-up file for `source` to `out`; `answer_key` is the verified CMB-Exam key,
+    which the CMB-Exam test questions follow."""
     rng = random.Random(source.path)
     if source == CMB_EXAM_TEST:
+        if answer_key is None:
+            raise ValueError(f"{source.path}: made-up test questions need the real answer key")
         entries = load_cmb_answer_key(answer_key).values()
         text = json.dumps([_cmb_test_question(entry, rng) for entry in entries], ensure_ascii=False)
     elif source in (CMB_EXAM_TRAIN, CMB_EXAM_VAL):

@@ -64,7 +64,7 @@ class _AllGather(torch.autograd.Function):
         tensor = tensor.contiguous()
         parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
         dist.all_gather(parts, tensor)
-        ctx.rows = len(tensor)
+        ctx.rows = tensor.shape[0]
         return torch.cat(parts)
 
     @staticmethod

@@ -4,8 +4,8 @@ scores as it does in the project's environment.
 
 This machine has no conda, so Snakemake's own activation of the environment is not run here;
 the tests check the job's environment in Snakemake's plan, then build the environment file's
-pip packages into a virtual environment and evaluate a model in it the way the evaluate script
-does (the checkout on sys.path)."""
+pip packages into a virtual environment and evaluate a model in it the way the evaluate job
+does (the checkout appended to sys.path, as Snakemake's script preamble appends its own)."""
 
 import json
 import subprocess
@@ -54,7 +54,7 @@ EVALUATE = """
 import json, sys
 from pathlib import Path
 repo, model, data, out = sys.argv[1:5]
-sys.path.insert(0, repo)  # as workflow/scripts/evaluate.py does
+sys.path.append(repo)  # as Snakemake's script preamble does
 import transformers
 from sdoc_model.eval.runner import evaluate_tasks
 tasks = json.loads(sys.argv[5])

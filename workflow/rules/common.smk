@@ -6,7 +6,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from sdoc_model.data.normalise import NORMALISED_FORMAT
-from sdoc_model.data.sources import dataset
+from sdoc_model.data.sources import CMB_EXAM_TEST, CMB_TEST_ANSWER_KEY, dataset
 from sdoc_model.eval.tasks import TASKS as REGISTERED_TASKS
 from sdoc_model.hub_lock import check_architectures, profile_lock
 from sdoc_model.method.config import SparseDoctorConfig
@@ -66,7 +66,7 @@ def check_external_models():
     externals = {
         f"external.{name}": entry
         for name, entry in config["external"].items()
-        if entry.get("kind", "hub") == "hub" and not entry.get("environment")
+        if not MODELS[name].local and not entry.get("environment")
     }
     try:
         check_architectures(externals, profile_lock(config["profile"]))
@@ -123,6 +123,14 @@ def rule_resources(rule_name):
 def raw_files(name):
     """The verified raw files a registered dataset is normalised from."""
     return [f"{RAW}/{source.path}" for source in dataset(name).sources]
+
+
+def synthetic_inputs(wildcards):
+    """What a made-up raw file is made from (data.synthetic): the CMB-Exam test questions
+    follow the real answer key."""
+    if SYNTHETIC and wildcards.source_path == CMB_EXAM_TEST.path:
+        return {"answer_key": f"{RAW}/{CMB_TEST_ANSWER_KEY.path}"}
+    return {}
 
 
 def raw_folder(file, source_path):

@@ -5,6 +5,8 @@
 
 
 rule download:
+    input:
+        unpack(synthetic_inputs),
     output:
         f"{RAW}/{{source_path}}",
     wildcard_constraints:

@@ -28,7 +28,7 @@ rule prepare_external:
         # A tiny stand-in's tokenizer is trained on the profile's own text, as the base model's.
         texts=lambda w: [TRAIN_MIXTURE, *EVAL_FILES] if MODELS[w.model].local else [],
     output:
-        directory(f"{RESOURCES}/external/{{model}}"),
+        directory(external_folder(config, "{model}")),
     wildcard_constraints:
         model="|".join(map(re.escape, EXTERNAL)) or "^$",
     params:
@@ -39,7 +39,7 @@ rule prepare_external:
     benchmark:
         f"{RESULTS}/benchmarks/prepare_external/{{model}}.tsv"
     resources:
-        **rule_resources("prepare_base_model"),
+        **rule_resources("prepare_external"),
     conda:
         ENV
     script:

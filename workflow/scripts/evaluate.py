@@ -8,12 +8,11 @@ from pathlib import Path
 
 import torch
 
-# A model's own environment (config: external.<name>.environment) has other library versions
-# and not this package installed: it is imported from the checkout, in every environment alike.
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
-
-from sdoc_model.eval.runner import check_adapter_files, evaluate_tasks, model_args  # noqa: E402
-from sdoc_model.hub_lock import pinned_commit, profile_lock  # noqa: E402
+# In a model's own environment (config: external.<name>.environment) this package is not
+# installed: it comes from the checkout, which Snakemake's script preamble puts on sys.path
+# after the environment's own packages (the workflow's folders are on its search path).
+from sdoc_model.eval.runner import check_adapter_files, evaluate_tasks, model_args
+from sdoc_model.hub_lock import pinned_commit, profile_lock
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
