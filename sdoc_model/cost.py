@@ -1,13 +1,15 @@
 """What a profile's run will cost before it starts: ``sdoc cost --config config/paper.yaml``.
 
-Lists every training and evaluation job with its tokens and the GPU-hours it will take, and the
-Slurm runtime to ask for. Throughput comes from the GPU benchmark's figures when given
-(``python -m sdoc_model.benchmark.gpu --out gpu.json``, then ``--gpu-figures gpu.json``), else
-from a stated assumption: a model FLOPs utilisation of the GPU's bf16 peak, at 4 x parameters
-FLOP per trained token (frozen base: forward and input gradients) and 2 x parameters per
-evaluated token. Token counts are estimates too, each stated in the output: training examples
-of `--tokens-per-example` tokens, evaluation prompts of the lengths measured on the demo's
-questions (zero-shot; a few-shot prompt is that many times longer).
+Lists every training, evaluation and routing-probe job with its tokens and the GPU-hours it will
+take, and the Slurm runtime to ask for. Throughput comes from the GPU benchmark's figures when
+given (``python -m sdoc_model.benchmark.gpu --out gpu.json``, then ``--gpu-figures gpu.json``),
+else from a stated assumption: a model FLOPs utilisation of the GPU's bf16 peak, at 4 x
+parameters FLOP per trained token (frozen base: forward and input gradients) and 2 x parameters
+per evaluated token. Token counts are estimates too, each stated in the output: training
+examples of `--tokens-per-example` tokens, evaluation prompts of the lengths measured on the
+demo's questions (zero-shot; a few-shot prompt is that many times longer); a routing probe reads
+`evaluation.routing_questions` questions per discipline of each test set, for an assumed number
+of disciplines (`--disciplines`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from sdoc_model.data.benchmarks import CMB, CMEXAM, CMMLU_MED
 from sdoc_model.data.sources import dataset
 from sdoc_model.eval.tasks import TASKS
-from sdoc_model.method.variants import SPARSEDOCTOR
+from sdoc_model.method.variants import SPARSEDOCTOR, VARIANTS
 from sdoc_model.profile import model_specs, read_config
 
 # Zero-shot prompt tokens per question, measured on the demo's first questions
@@ -37,6 +39,17 @@ def task_tokens(task: str, shots: int, limit: int | None) -> tuple[int, int]:
     spec = TASKS[task]
     questions = min(dataset(spec.dataset).questions, limit or math.inf)
     return int(questions), int(questions * PROMPT_TOKENS[spec.benchmark] * (1 + shots))
+
+
+def routing_tokens(evaluation: dict, args) -> int:
+    """Prompt tokens of one routing probe: a forward pass over the first questions of each
+    discipline of every evaluated test set."""
+    tokens = 0
+    for task in dict.fromkeys(evaluation["tasks"]):
+        spec = TASKS[task]
+        per_set = evaluation["routing_questions"] * args.disciplines
+        tokens += min(dataset(spec.dataset).questions, per_set) * PROMPT_TOKENS[spec.benchmark]
+    return tokens
 
 
 def throughput(args, params: float) -> tuple[float, float, str]:
@@ -71,6 +84,10 @@ def plan(config: dict, args) -> list[dict]:
         )  # fmt: skip
         rate = eval_rate * params / PARAMS_B.get(spec.model_id, params)
         jobs.append({"job": "evaluate", "model": name, "tokens": tokens, "gpus": 1, "rate": rate})
+        if spec.trained and VARIANTS[spec.variant].kind == "moe":
+            tokens = routing_tokens(evaluation, args)
+            jobs.append({"job": "routing", "model": name, "tokens": tokens, "gpus": 1,
+                         "rate": eval_rate})  # fmt: skip
     for job in jobs:
         job["gpu_hours"] = job["tokens"] / job["rate"] / 3600
         job["runtime_min"] = math.ceil(MARGIN * 60 * job["gpu_hours"] / job["gpus"])
@@ -81,12 +98,14 @@ def print_plan(jobs: list[dict], config: dict, args) -> None:
     print(f"Training: {config['training']['max_steps']} steps of "
           f"{config['training']['batch_size'] * config['training'].get('grad_accum', 1)} "
           f"examples of {args.tokens_per_example} tokens (--tokens-per-example).")  # fmt: skip
+    print(f"Routing probes: {config['evaluation']['routing_questions']} questions per discipline, "
+          f"{args.disciplines} disciplines per test set assumed (--disciplines).")  # fmt: skip
     print(f"{'job':9s} {'model':34s} {'tokens':>14s} {'GPUs':>5s} {'GPU-hours':>10s} "
           f"{'runtime min':>12s}")  # fmt: skip
     for job in jobs:
         print(f"{job['job']:9s} {job['model']:34s} {job['tokens']:14,d} {job['gpus']:5d} "
               f"{job['gpu_hours']:10.1f} {job['runtime_min']:12d}")  # fmt: skip
-    for kind in ("train", "evaluate"):
+    for kind in ("train", "evaluate", "routing"):
         chosen = [job for job in jobs if job["job"] == kind]
         configured = config.get("resources", {}).get(kind, {}).get("runtime")
         longest = max((job["runtime_min"] for job in chosen), default=0)
@@ -107,6 +126,7 @@ def add_cost(commands) -> None:
     add("--mfu", type=float, default=0.35, help="assumed model FLOPs utilisation")
     add("--params-b", type=float, default=7.6, help="base model billions of parameters")
     add("--tokens-per-example", type=int, default=256, help="mean training example length")
+    add("--disciplines", type=int, default=30, help="disciplines per test set (routing probe)")
     parser.set_defaults(run=run_cost)
 
 

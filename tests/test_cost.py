@@ -15,7 +15,9 @@ PAPER = REPO / "config" / "paper.yaml"
 
 
 def jobs(out: str) -> list[tuple[str, str, int, float]]:
-    rows = re.findall(r"^(train|evaluate)\s+(\S+)\s+([\d,]+)\s+\d+\s+([\d.]+)", out, re.MULTILINE)
+    rows = re.findall(
+        r"^(train|evaluate|routing)\s+(\S+)\s+([\d,]+)\s+\d+\s+([\d.]+)", out, re.MULTILINE
+    )
     return [
         (job, model, int(tokens.replace(",", "")), float(hours))
         for job, model, tokens, hours in rows
@@ -31,6 +33,13 @@ def test_every_job_of_the_paper_profile_is_costed(capsys):
         name for name, spec in specs.items() if spec.trained
     )
     assert sorted(m for j, m, _, _ in costed if j == "evaluate") == sorted(specs)
+    # The routing probe: one per mixture-of-experts model; 100 questions per discipline of each
+    # of three test sets, 30 disciplines assumed (capped at CMMLU-Med's 1,333 questions).
+    assert sorted(m for j, m, _, _ in costed if j == "routing") == sorted(
+        name for name, spec in specs.items() if spec.trained and spec.variant != "lora"
+    )
+    _, _, tokens, _ = next(row for row in costed if row[:2] == ("routing", "sparsedoctor"))
+    assert tokens == 3000 * 197 + 3000 * 207 + 1333 * 172
     # Training: 4 x 7.6e9 FLOP per token at 50% of 1000 TFLOP/s.
     _, _, tokens, hours = next(row for row in costed if row[:2] == ("train", "sparsedoctor"))
     assert hours == pytest.approx(tokens * 4 * 7.6e9 / 0.5e15 / 3600, abs=0.05)
