@@ -22,7 +22,7 @@ from pathlib import Path
 from sdoc_model.data.benchmarks import CMB, CMEXAM, CMMLU_MED
 from sdoc_model.data.sources import dataset
 from sdoc_model.eval.tasks import TASKS
-from sdoc_model.method.variants import SPARSEDOCTOR, VARIANTS
+from sdoc_model.method.variants import SPARSEDOCTOR
 from sdoc_model.profile import model_specs, read_config
 
 # Zero-shot prompt tokens per question, measured on the demo's first questions
@@ -43,12 +43,12 @@ def task_tokens(task: str, shots: int, limit: int | None) -> tuple[int, int]:
 
 def routing_tokens(evaluation: dict, args) -> int:
     """Prompt tokens of one routing probe: a forward pass over the first questions of each
-    discipline of every evaluated test set."""
+    discipline of every evaluated test set (each set once, however many tasks read it)."""
     tokens = 0
-    for task in dict.fromkeys(evaluation["tasks"]):
-        spec = TASKS[task]
+    for name in dict.fromkeys(TASKS[task].dataset for task in evaluation["tasks"]):
         per_set = evaluation["routing_questions"] * args.disciplines
-        tokens += min(dataset(spec.dataset).questions, per_set) * PROMPT_TOKENS[spec.benchmark]
+        spec = dataset(name)
+        tokens += min(spec.questions, per_set) * PROMPT_TOKENS[spec.benchmark]
     return tokens
 
 
@@ -71,6 +71,7 @@ def plan(config: dict, args) -> list[dict]:
           f"{source}.")  # fmt: skip
     steps = training["max_steps"]
     examples = steps * training["batch_size"] * training.get("grad_accum", 1)
+    probe_tokens = routing_tokens(evaluation, args)
     jobs = []
     for name, spec in model_specs(config).items():
         if spec.trained:
@@ -84,9 +85,8 @@ def plan(config: dict, args) -> list[dict]:
         )  # fmt: skip
         rate = eval_rate * params / PARAMS_B.get(spec.model_id, params)
         jobs.append({"job": "evaluate", "model": name, "tokens": tokens, "gpus": 1, "rate": rate})
-        if spec.trained and VARIANTS[spec.variant].kind == "moe":
-            tokens = routing_tokens(evaluation, args)
-            jobs.append({"job": "routing", "model": name, "tokens": tokens, "gpus": 1,
+        if spec.moe:
+            jobs.append({"job": "routing", "model": name, "tokens": probe_tokens, "gpus": 1,
                          "rate": eval_rate})  # fmt: skip
     for job in jobs:
         job["gpu_hours"] = job["tokens"] / job["rate"] / 3600

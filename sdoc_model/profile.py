@@ -46,6 +46,7 @@ class ModelSpec:
     trust_remote_code: bool = False  # external models: run their own modeling code
     chat_template: bool = False  # external models: prompts in their chat template
     local: bool = False  # external models: a tiny stand-in the workflow builds at model_id
+    environment: str | None = None  # external models: their own env file in workflow/envs/
     seed: int | None = None  # trained runs: the training seed
     model: str = ""  # the model (table row) the run belongs to; "": the run's own name
 
@@ -56,6 +57,11 @@ class ModelSpec:
     @property
     def trained(self) -> bool:
         return self.kind == "trained"
+
+    @property
+    def moe(self) -> bool:
+        """A trained mixture-of-experts run: its routing is probed."""
+        return self.trained and VARIANTS[self.variant].kind == "moe"
 
 
 def read_config(path: str | Path) -> dict:
@@ -112,6 +118,7 @@ def model_specs(config: dict) -> dict[str, ModelSpec]:
             trust_remote_code=external.get("trust_remote_code", False),
             chat_template=external.get("chat_template", False),
             local=local,
+            environment=external.get("environment"),
         )  # fmt: skip
     return specs
 

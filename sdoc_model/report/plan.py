@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sdoc_model.eval.tasks import AVERAGED_TASKS, TASKS
-from sdoc_model.method.variants import ABLATION_LADDER, BASE, FULL_METHOD, LORA, VARIANTS
+from sdoc_model.method.variants import ABLATION_LADDER, BASE, FULL_METHOD, LORA
 from sdoc_model.profile import (
     SWEEP_LABELS,
     ModelSpec,
@@ -113,9 +113,7 @@ class ReportPlan:
 
     @property
     def moe_models(self) -> list[str]:
-        return [
-            name for name in self.trained_models if VARIANTS[self.specs[name].variant].kind == "moe"
-        ]
+        return [name for name in self.trained_models if self.specs[name].moe]
 
     @property
     def moe_runs(self) -> list[str]:

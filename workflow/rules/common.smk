@@ -57,16 +57,16 @@ def check_external_models():
     """An external model's own environment file must exist; one evaluated with this project's
     libraries whose locked architecture this transformers cannot build must opt into its remote
     code (sdoc_model.hub_lock), before any job runs."""
-    for name, entry in config["external"].items():
-        own = entry.get("environment")
-        if own and not Path(workflow.current_basedir, "..", "envs", own).is_file():
+    for name in EXTERNAL:
+        own = MODELS[name].environment
+        if own and not Path(workflow.current_basedir, ENVS, own).is_file():
             raise WorkflowError(
                 f"config key external.{name}.environment: no file {own} in workflow/envs/"
             )
     externals = {
-        f"external.{name}": entry
-        for name, entry in config["external"].items()
-        if not MODELS[name].local and not entry.get("environment")
+        f"external.{name}": config["external"][name]
+        for name in EXTERNAL
+        if not MODELS[name].local and not MODELS[name].environment
     }
     try:
         check_architectures(externals, profile_lock(config["profile"]))
@@ -99,20 +99,21 @@ try:
 except ValueError as err:
     raise WorkflowError(f"config key {err}") from None
 TRAINING = check_settings(MODELS, TRAIN_DATASETS)
-check_external_models()
 TRAINED = [name for name, spec in MODELS.items() if spec.trained]
 EXTERNAL = [name for name, spec in MODELS.items() if spec.kind == "external"]
 # Every rule runs in the project's own environment; `--software-deployment-method conda`
 # builds it from this file where the workflow runs without a prepared .venv.
-ENV = "../envs/sdoc.yaml"
+ENVS = "../envs"  # conda environment files, relative to these rule files
+ENV = f"{ENVS}/sdoc.yaml"
+check_external_models()
 
 
 def evaluation_environment(wildcards):
     """A model's evaluation runs in the project's environment, or in the model's own where its
     code needs other library versions (external.<name>.environment, a file in workflow/envs/;
     with --software-deployment-method conda)."""
-    own = config["external"].get(wildcards.model, {}).get("environment")
-    return f"../envs/{own}" if own else ENV
+    own = MODELS[wildcards.model].environment
+    return f"{ENVS}/{own}" if own else ENV
 
 
 def rule_resources(rule_name):
