@@ -134,42 +134,35 @@ def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, section, key, 
     assert not (tmp_path / "resources").exists() and not (tmp_path / "results").exists()
 
 
-def test_an_external_model_needing_remote_code_fails_the_dry_run_unless_it_opts_in(tmp_path):
-    """The lock file records each hub model's architectures; one this transformers cannot
-    build needs `trust_remote_code: true`, named before any job runs."""
-    shutil.copytree(REPO / "config", tmp_path / "config")
+def plan_custom_external(tmp_path, entry: dict) -> subprocess.CompletedProcess:
+    """Dry-run the ci profile with one external hub model, org/custom, whose lock file entry
+    names an architecture transformers does not build; `entry` adds its other config keys."""
+    shutil.copytree(REPO / "config", tmp_path / "config", dirs_exist_ok=True)
     lock = {"org/custom": {"ref": "main", "commit": "a" * 40, "architectures": ["CustomLM"]}}
     (tmp_path / "config" / "ci.lock.json").write_text(json.dumps(lock))
     config = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
-    config["external"] = {"custom": {"model_id": "org/custom"}}
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump(config))
-    run = dry_run(bad, workdir=tmp_path)
+    config["external"] = {"custom": {"model_id": "org/custom", **entry}}
+    path = tmp_path / "custom.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return dry_run(path, workdir=tmp_path)
+
+
+def test_an_external_model_needing_remote_code_fails_the_dry_run_unless_it_opts_in(tmp_path):
+    """The lock file records each hub model's architectures; one this transformers cannot
+    build needs `trust_remote_code: true`, named before any job runs."""
+    run = plan_custom_external(tmp_path, {})
     assert run.returncode != 0
     named = "config key external.custom (org/custom): architecture CustomLM"
     assert named in run.stdout + run.stderr
-    config["external"]["custom"]["trust_remote_code"] = True
-    bad.write_text(yaml.safe_dump(config))
-    assert dry_run(bad, workdir=tmp_path).returncode == 0
+    assert plan_custom_external(tmp_path, {"trust_remote_code": True}).returncode == 0
 
 
 def test_an_external_model_in_its_own_environment_needs_its_file_not_our_architectures(tmp_path):
     """Whether its architecture builds is for its own transformers to say; its environment file
     must exist in workflow/envs/, named before any job runs."""
-    shutil.copytree(REPO / "config", tmp_path / "config")
-    lock = {"org/custom": {"ref": "main", "commit": "a" * 40, "architectures": ["CustomLM"]}}
-    (tmp_path / "config" / "ci.lock.json").write_text(json.dumps(lock))
-    config = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
-    config["external"] = {
-        "custom": {"model_id": "org/custom", "environment": "transformers-4.33.yaml"}
-    }
-    own = tmp_path / "own.yaml"
-    own.write_text(yaml.safe_dump(config))
-    run = dry_run(own, workdir=tmp_path)
+    run = plan_custom_external(tmp_path, {"environment": "transformers-4.33.yaml"})
     assert run.returncode == 0, run.stdout + run.stderr
-    config["external"]["custom"]["environment"] = "transformers-3.yaml"
-    own.write_text(yaml.safe_dump(config))
-    run = dry_run(own, workdir=tmp_path)
+    run = plan_custom_external(tmp_path, {"environment": "transformers-3.yaml"})
     assert run.returncode != 0
     named = "config key external.custom.environment: no file transformers-3.yaml in workflow/envs/"
     assert named in run.stdout + run.stderr
