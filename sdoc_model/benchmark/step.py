@@ -4,6 +4,7 @@ section 3: the memory queue's size over a long run."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 from collections import Counter
 from collections.abc import Callable
@@ -21,6 +22,11 @@ from sdoc_model.train.data import IGNORE_INDEX
 from sdoc_model.train.trainer import lm_loss_sum
 
 RESPONSE_TOKENS = 2
+# Rounds run before timing: a fresh model's first steps page-fault while the heap grows to its
+# working set (a LoRA step between the other variants: 337k then 81k faults, 6.1 then 4.4 s,
+# then none and 4.0 s, at the SmolLM2-135M shape on 2 CPU cores).
+STEP_WARMUP_ROUNDS = 2
+LORA_NO_DROPOUT = f"{LORA}, dropout 0"
 
 
 def frozen_copy(model: nn.Module) -> nn.Module:
@@ -98,6 +104,15 @@ def gemm_bound_seconds(
     return 2 * seconds, forward_matmul_flops(model, tokens, scored) / seconds
 
 
+def step_matmul_flops(model: nn.Module, frozen: nn.Module, tokens: int, scored: int) -> float:
+    """The matmul FLOPs of a training step: the frozen model's linear layers (forward and input
+    gradient, 4 x parameters per row) plus every trainable parameter at every token (forward,
+    input and weight gradients: 6 x parameters), which is what dense adapters and the stacked
+    experts compute. Attention scores are left out, as in the FLOP bound."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return 2 * forward_matmul_flops(frozen, tokens, scored) + 6 * tokens * trainable
+
+
 def adapter_state_bytes(model: nn.Module) -> int:
     """Trainable parameters with their gradients and AdamW's two moments, plus memory queues."""
     trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
@@ -112,12 +127,17 @@ def bench_model_step(
     llama = LlamaForCausalLM(LlamaConfig(**MODEL_SHAPES[shape])).requires_grad_(False)
     inputs = random_batch(llama.config.vocab_size, batch, seq_len)
     models = {name: build_model(name, frozen_copy(llama), config).train() for name in VARIANTS}
+    # peft LoRA without its dropout masks: what they cost (torch draws them serially on a CPU).
+    no_dropout = dataclasses.replace(config, dropout=0.0)
+    models[LORA_NO_DROPOUT] = build_model(LORA, frozen_copy(llama), no_dropout).train()
     steps = {name: training_step(model, inputs) for name, model in models.items()}
-    for step in steps.values():
-        step()  # allocate the optimizer state before measuring
-    times = best_times(steps, repeats, warmup=0)
-    scored = int((inputs["labels"] != IGNORE_INDEX).sum())
-    bound, rate = gemm_bound_seconds(llama, batch * seq_len, scored, max(repeats, 3))
+    times = best_times(steps, repeats, warmup=STEP_WARMUP_ROUNDS)
+    tokens, scored = batch * seq_len, int((inputs["labels"] != IGNORE_INDEX).sum())
+    bound, rate = gemm_bound_seconds(llama, tokens, scored, max(repeats, 3))
+    flops = {
+        name: step_matmul_flops(models[name], llama, tokens, scored)
+        for name in (LORA, SPARSEDOCTOR)
+    }
     peaks = {name: peak_allocated_bytes(step) for name, step in steps.items()} if memory else {}
     rows = [
         [
@@ -139,14 +159,14 @@ def bench_model_step(
     )
     print(
         f"{SPARSEDOCTOR}/{LORA} {times[SPARSEDOCTOR] / times[LORA]:.3f}x (target at the "
-        f"{SMOLLM2_135M} shape: <= 1.05); "
+        f"{SMOLLM2_135M} shape: <= 1.05); their matmul FLOPs (4 x frozen linear + 6 x "
+        f"trainable params per token) {flops[SPARSEDOCTOR] / flops[LORA]:.3f}x; "
         f"contrastive+queue: {SPARSEDOCTOR}/{LORA_MOE} "
         f"{times[SPARSEDOCTOR] / times[LORA_MOE]:.3f}x\n"
         f"{LORA} step at {bound / times[LORA]:.0%} of the FLOP bound (target at the "
-        f"{SMOLLM2_135M} shape: >= 65%): "
-        f"{1e3 * bound:.0f} ms = 4 x linear-layer params x tokens (LM head: scored tokens) at "
-        f"the measured GEMM rate, "
-        f"{rate / 1e9:.0f} GFLOP/s"
+        f"{SMOLLM2_135M} shape: >= 65%), {bound / times[LORA_NO_DROPOUT]:.0%} without its "
+        f"dropout masks: {1e3 * bound:.0f} ms = 4 x linear-layer params x tokens (LM head: "
+        f"scored tokens) at the measured GEMM rate, {rate / 1e9:.0f} GFLOP/s"
     )
 
 
