@@ -119,11 +119,12 @@ class LoRAMoELinear(nn.Module):
         """Whether forward runs the experts by sorted token dispatch rather than the stacked form.
 
         The stacked form computes E*r code dimensions per token, the grouped one k*r plus a
-        gather and a scatter of token rows. On 2 CPU cores the grouped form won clearly from
-        E*r >= 128*k on and lost at k = 4 (`python -m sdoc_model.benchmark --dispatch-sweep`),
-        so `auto` picks it there, on CPU only: on an H200 the grouped path synchronised with the
-        host (float32 grouped_mm) while the wide stacked GEMMs cost little. Grouped also
-        needs sparse routing and what grouped_mm takes (float32/16-bit, rows of whole 16-byte
+        gather and a scatter of token rows. On 2 CPU cores the grouped form won at every point of
+        the grid with E*r >= 64*k and lost at every other point but one (E=4 r=8 k=1) (`python -m
+        sdoc_model.benchmark --dispatch-sweep`, SmolLM2-135M's up_proj), so `auto` picks it
+        there, on CPU only: on an H200 the grouped path synchronised with the host (float32
+        grouped_mm) while the wide stacked GEMMs cost little. Grouped also needs sparse routing
+        and what grouped_mm takes (float32/16-bit, rows of whole 16-byte
         multiples); elsewhere the stacked form runs.
         """
         itemsize = self.lora_A.element_size()
@@ -131,7 +132,7 @@ class LoRAMoELinear(nn.Module):
         supported = self.lora_A.dtype != torch.float64 and all(d * itemsize % 16 == 0 for d in dims)
         if self.dispatch == "stacked" or self.dense or not supported:
             return False
-        wide = self.num_experts * self.rank >= 128 * self.top_k
+        wide = self.num_experts * self.rank >= 64 * self.top_k
         return self.dispatch == "grouped" or (wide and self.lora_A.device.type == "cpu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

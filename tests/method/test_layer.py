@@ -213,8 +213,8 @@ def test_auto_dispatch_picks_grouped_for_wide_sparse_mixtures_on_cpu():
             8, 8, num_experts, rank, top_k, dtype=dtype, dispatch=dispatch
         ).grouped_dispatch
 
-    assert not grouped(8, 8, 2) and not grouped(16, 8, 2)  # E*r = 64, 128 < 128*k
-    assert grouped(16, 16, 2) and grouped(16, 8, 1)
+    assert not grouped(8, 8, 2) and not grouped(16, 8, 4)  # E*r = 64, 128 < 64*k
+    assert grouped(16, 8, 2) and grouped(8, 8, 1)
     assert not grouped(16, 8, 16, dispatch="grouped")  # dense routing
     assert not grouped(16, 8, 2, dtype=torch.float64)  # no float64 grouped_mm
     assert not grouped(16, 6, 2, dispatch="grouped")  # 6 floats: rows not 16-byte multiples
