@@ -124,8 +124,8 @@ class LoRAMoELinear(nn.Module):
         sdoc_model.benchmark --dispatch-sweep`, SmolLM2-135M's up_proj), so `auto` picks it
         there, on CPU only: on an H200 the grouped path synchronised with the host (float32
         grouped_mm) while the wide stacked GEMMs cost little. Grouped also needs sparse routing
-        and what grouped_mm takes (float32/16-bit, rows of whole 16-byte
-        multiples); elsewhere the stacked form runs.
+        and what grouped_mm takes (float32/16-bit, rows of whole 16-byte multiples); elsewhere
+        the stacked form runs.
         """
         itemsize = self.lora_A.element_size()
         dims = (self.lora_A.shape[-1], self.rank, self.lora_B.shape[1])
