@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import time
 from collections.abc import Callable, Iterator
 
@@ -26,6 +27,22 @@ def best_times(
             if round_index >= warmup:
                 times[name].append(time.perf_counter() - start)
     return {name: min(values) for name, values in times.items()}
+
+
+def warm_up(cases: dict[str, Callable[[], object]], max_rounds: int, fault_limit: int) -> int:
+    """Run interleaved rounds of every case until a round in which none page-faults more than
+    `fault_limit` bytes (its heap has reached its working set), at most `max_rounds`. Returns
+    the rounds run, or -1 when the faults did not settle."""
+    page = resource.getpagesize()
+    for rounds in range(1, max_rounds + 1):
+        worst = 0
+        for run in cases.values():
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            run()
+            worst = max(worst, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        if worst * page <= fault_limit:
+            return rounds
+    return -1
 
 
 @contextlib.contextmanager

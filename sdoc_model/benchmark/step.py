@@ -14,7 +14,13 @@ from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from sdoc_model.base_models.shapes import MODEL_SHAPES, SMOLLM2_135M
-from sdoc_model.benchmark.measure import MiB, best_times, peak_allocated_bytes, print_table
+from sdoc_model.benchmark.measure import (
+    MiB,
+    best_times,
+    peak_allocated_bytes,
+    print_table,
+    warm_up,
+)
 from sdoc_model.method.config import SparseDoctorConfig
 from sdoc_model.method.memory_queue import ExpertMemoryQueue
 from sdoc_model.method.variants import BASE, LORA, LORA_MOE, SPARSEDOCTOR, VARIANTS, build_model
@@ -22,10 +28,12 @@ from sdoc_model.train.data import IGNORE_INDEX
 from sdoc_model.train.trainer import lm_loss_sum
 
 RESPONSE_TOKENS = 2
-# Rounds run before timing: a fresh model's first steps page-fault while the heap grows to its
-# working set (a LoRA step between the other variants: 337k then 81k faults, 6.1 then 4.4 s,
-# then none and 4.0 s, at the SmolLM2-135M shape on 2 CPU cores).
-STEP_WARMUP_ROUNDS = 2
+# Steps are timed once they stop page-faulting: while the heap grows to the working set of
+# every resident model a step pays for it (at the SmolLM2-135M shape on 2 CPU cores, after the
+# layer benchmarks: a LoRA step took 5.5, 6.0, 4.6 then 4.0 s, with 731k, 337k, 107k, 3k
+# faults of 4 KiB).
+MAX_WARMUP_ROUNDS = 6
+WARM_FAULT_LIMIT = 64 * MiB
 LORA_NO_DROPOUT = f"{LORA}, dropout 0"
 
 
@@ -131,7 +139,8 @@ def bench_model_step(
     no_dropout = dataclasses.replace(config, dropout=0.0)
     models[LORA_NO_DROPOUT] = build_model(LORA, frozen_copy(llama), no_dropout).train()
     steps = {name: training_step(model, inputs) for name, model in models.items()}
-    times = best_times(steps, repeats, warmup=STEP_WARMUP_ROUNDS)
+    warmup_rounds = warm_up(steps, MAX_WARMUP_ROUNDS, WARM_FAULT_LIMIT)
+    times = best_times(steps, repeats, warmup=0)
     tokens, scored = batch * seq_len, int((inputs["labels"] != IGNORE_INDEX).sum())
     bound, rate = gemm_bound_seconds(llama, tokens, scored, max(repeats, 3))
     flops = {
@@ -157,7 +166,13 @@ def bench_model_step(
         rows,
         ["variant", "ms", "time/lora", "peak MiB", "peak/lora", "adapter state MiB"],
     )
+    warmed = (
+        f"after {warmup_rounds} warm-up rounds"
+        if warmup_rounds > 0
+        else f"with page faults still, after {MAX_WARMUP_ROUNDS} warm-up rounds"
+    )
     print(
+        f"timed {warmed} (until no step page-faults more than {WARM_FAULT_LIMIT // MiB} MiB)\n"
         f"{SPARSEDOCTOR}/{LORA} {times[SPARSEDOCTOR] / times[LORA]:.3f}x (target at the "
         f"{SMOLLM2_135M} shape: <= 1.05); their matmul FLOPs (4 x frozen linear + 6 x "
         f"trainable params per token) {flops[SPARSEDOCTOR] / flops[LORA]:.3f}x; "

@@ -4,6 +4,7 @@ import re
 import shutil
 
 from sdoc_model.benchmark.__main__ import main
+from sdoc_model.benchmark.measure import MiB, warm_up
 from sdoc_model.utils.allocator import keep_freed_memory
 from tests.conftest import REPO
 from tests.factories import write_data_dir
@@ -27,6 +28,8 @@ def test_quick_run_prints_every_section(
     for title in sections:
         assert f"== {title}" in out, out
     assert "masked loop" in out and "sparsedoctor/lora" in out and "of the FLOP bound" in out
+    assert re.search(r"their matmul FLOPs .* [\d.]+x;", out) and "without its dropout" in out
+    assert re.search(r"timed after \d+ warm-up rounds", out)
     assert "constant: True" in out
     # Every task of the ci profile was scored, and the plain forward saw the same inputs.
     for task in ("cmb_xmed", "cmexam_xmed", "cmmlu_med"):
@@ -39,3 +42,16 @@ def test_freed_memory_is_kept_on_glibc():
     """This project's machines run glibc: the allocator setting must take (the benchmark and
     the jobs rely on it for their CPU speed)."""
     assert keep_freed_memory()
+
+
+def test_warm_up_runs_until_no_case_page_faults():
+    kept = []
+
+    def growing():  # touches 80 MiB of new memory in each of its first two runs
+        if len(kept) < 2:
+            kept.append(bytearray(80 * MiB))
+
+    cases = {"growing": growing, "steady": lambda: None}
+    assert warm_up(cases, max_rounds=5, fault_limit=64 * MiB) == 3
+    always = []
+    assert warm_up({"always": lambda: always.append(bytearray(80 * MiB))}, 2, 64 * MiB) == -1
