@@ -11,7 +11,7 @@ from tests.factories import write_data_dir
 
 
 def test_quick_run_prints_every_section(
-    capsys, single_thread, tiny_model_dir, tmp_path, monkeypatch
+    capfd, single_thread, tiny_model_dir, tmp_path, monkeypatch
 ):
     data = write_data_dir(tmp_path / "data")
     shutil.copyfile(data / "normalised" / "cmexam_xmed.jsonl", data / "train.jsonl")
@@ -20,7 +20,7 @@ def test_quick_run_prints_every_section(
         "--quick", "--dispatch-sweep", "--config", str(REPO / "config" / "ci.yaml"),
         "--base-model", str(tiny_model_dir), "--data", str(data),
     ])  # fmt: skip
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out  # the training steps print from a child process
     sections = (
         "layer forward+backward", "dispatch sweep", "training step", "memory queue",
         "evaluation throughput", "training job",
