@@ -16,8 +16,6 @@ profiler. Ratios are against peft LoRA of rank k*r.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-import sys
 from pathlib import Path
 
 import torch
@@ -26,7 +24,7 @@ from sdoc_model.base_models.shapes import LLAMA2_7B, MODEL_SHAPES, SMOLLM2_135M,
 from sdoc_model.benchmark.evaluation import bench_evaluation, scored_tasks
 from sdoc_model.benchmark.job import bench_training_job
 from sdoc_model.benchmark.layer import LAYER_TOKENS, bench_dispatch, bench_layer
-from sdoc_model.benchmark.step import bench_model_step, bench_queue
+from sdoc_model.benchmark.step import bench_model_step_in_fresh_process, bench_queue
 from sdoc_model.method.config import SparseDoctorConfig
 from sdoc_model.method.variants import LORA
 from sdoc_model.profile import read_config
@@ -93,30 +91,6 @@ def main(argv: list[str] | None = None) -> None:
         bench_model_step_in_fresh_process(torch.get_num_threads(), *step_args)
     bench_queue(config, MODEL_SHAPES[SMOLLM2_135M]["hidden_size"])
     bench_profile(args)
-
-
-def bench_model_step_in_fresh_process(threads: int, *step_args) -> None:
-    """bench_model_step in a new process, its output on this one's. A training step's time
-    depends on the heap it runs in: after the layer sections, a LoRA step at the SmolLM2-135M
-    shape took 4.0-4.4 s, in a fresh process 3.8 s; a training job is a fresh process."""
-    sys.stdout.flush()
-    process = multiprocessing.get_context("spawn").Process(
-        target=_bench_model_step, args=(threads, *step_args)
-    )
-    process.start()
-    process.join()
-    if process.exitcode:
-        raise RuntimeError(
-            f"the training-step benchmark at the {step_args[0]} shape failed (exit code "
-            f"{process.exitcode}); its traceback is above"
-        )
-
-
-def _bench_model_step(threads: int, *step_args) -> None:
-    keep_freed_memory()
-    torch.set_num_threads(threads)
-    bench_model_step(*step_args)
-    sys.stdout.flush()
 
 
 def bench_profile(args: argparse.Namespace) -> None:
