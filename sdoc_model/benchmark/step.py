@@ -138,7 +138,7 @@ def bench_model_step(
     llama = LlamaForCausalLM(LlamaConfig(**MODEL_SHAPES[shape])).requires_grad_(False)
     inputs = random_batch(llama.config.vocab_size, batch, seq_len)
     models = {name: build_model(name, frozen_copy(llama), config).train() for name in VARIANTS}
-    # peft LoRA without its dropout masks: what they cost (torch draws them serially on a CPU).
+    # peft LoRA without its dropout masks: what they cost (aten::bernoulli_, slow on a CPU).
     no_dropout = dataclasses.replace(config, dropout=0.0)
     models[LORA_NO_DROPOUT] = build_model(LORA, frozen_copy(llama), no_dropout).train()
     steps = {name: training_step(model, inputs) for name, model in models.items()}
