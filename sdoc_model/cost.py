@@ -44,9 +44,8 @@ def task_tokens(task: str, shots: int, limit: int | None) -> tuple[int, int]:
 def routing_tokens(evaluation: dict, args) -> int:
     """Prompt tokens of one routing probe: a forward pass over the first questions of each
     discipline of every evaluated test set (each set once, however many tasks read it)."""
-    tokens = 0
+    tokens, per_set = 0, evaluation["routing_questions"] * args.disciplines
     for name in dict.fromkeys(TASKS[task].dataset for task in evaluation["tasks"]):
-        per_set = evaluation["routing_questions"] * args.disciplines
         spec = dataset(name)
         tokens += min(spec.questions, per_set) * PROMPT_TOKENS[spec.benchmark]
     return tokens
