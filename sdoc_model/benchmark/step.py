@@ -191,7 +191,7 @@ def bench_model_step(
 def bench_model_step_in_fresh_process(threads: int, *step_args) -> None:
     """bench_model_step in a new process, its output on this one's. A training step's time
     depends on the heap it runs in: after the layer sections, a LoRA step at the SmolLM2-135M
-    shape took 4.0-4.4 s, in a fresh process 3.8 s; a training job is a fresh process."""
+    shape took 4.0-4.4 s, in a fresh process 3.8-3.9 s; a training job is a fresh process."""
     sys.stdout.flush()
     process = multiprocessing.get_context("spawn").Process(
         target=_bench_model_step, args=(threads, *step_args)
