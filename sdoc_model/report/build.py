@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,7 @@ from sdoc_model.report.inputs import (
     load_training_log,
     load_training_summaries,
     require_inputs,
+    run_commits,
 )
 from sdoc_model.report.plan import AVERAGE, ReportPlan
 from sdoc_model.report.routing import (
@@ -40,16 +42,22 @@ from sdoc_model.utils.provenance import gather_provenance, write_provenance
 
 
 def build_report(
-    config: dict, results_dir: str | Path, checksums: dict[str, str] | None = None
+    config: dict,
+    results_dir: str | Path,
+    checksums: dict[str, str] | None = None,
+    benchmark_files: Iterable[str | Path] | None = None,
 ) -> list[Path]:
     """Write every table, figure, provenance.json and REPORT.md into `results_dir`.
 
-    Raises MissingInputError, naming each missing file, before writing anything.
+    The compute section sums `benchmark_files` (the workflow passes its jobs' files; those not
+    written, as by a job another profile already ran, are skipped), by default every file
+    under results_dir/benchmarks/. Raises MissingInputError, naming each missing file, before
+    writing anything.
     """
     plan = ReportPlan.from_config(config, results_dir)
     require_inputs(plan)
     scores = load_scores(plan)
-    benchmarks = load_benchmarks(plan.results_dir)
+    benchmarks = load_benchmarks(plan.results_dir, benchmark_files)
     summaries = load_training_summaries(plan) if plan.trained_models else None
 
     questions = load_questions(plan)
@@ -69,7 +77,7 @@ def build_report(
         if probes:
             write_routing_figures(plan, routing, probes)
 
-    provenance = gather_provenance(config, checksums or {})
+    provenance = gather_provenance(config, checksums or {}) | {"runs": run_commits(plan)}
     write_provenance(plan.provenance_path, provenance)
     leakage = json.loads(plan.leakage_report.read_text(encoding="utf-8"))
     markdown = report_markdown(plan, tables, scores, summaries, benchmarks, provenance, leakage)

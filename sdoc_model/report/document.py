@@ -78,7 +78,17 @@ def _generated_line(provenance: dict) -> str:
     git = provenance["git"]
     commit = f"commit `{git['commit'][:12]}`" if git["commit"] else "an unknown commit"
     dirty = " with uncommitted changes" if git["dirty"] else ""
-    return f"Generated {provenance['generated_at']} from {commit}{dirty} by `sdoc_model.report`."
+    return (
+        f"Generated {provenance['generated_at']} from {commit}{dirty} by `sdoc_model.report`; "
+        f"{runs_text(provenance['runs'])}."
+    )
+
+
+def runs_text(runs: dict[str, list[str]]) -> str:
+    """Where the runs a report holds were made: "trained at commit `a`, evaluated at `b`"."""
+    trained = ", ".join(f"`{commit}`" for commit in runs["training"])
+    evaluated = ", ".join(f"`{commit}`" for commit in runs["evaluation"])
+    return (f"trained at commit {trained}, " if trained else "") + f"evaluated at {evaluated}"
 
 
 def _figure(name: str, caption: str) -> str:

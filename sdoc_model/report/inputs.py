@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,6 +142,23 @@ def load_training_summaries(plan: ReportPlan) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("run")
 
 
+def run_commits(plan: ReportPlan) -> dict[str, list[str]]:
+    """The commits the profile's runs were made at, short: each training summary's ("+dirty":
+    with uncommitted changes) and each lm-eval result's (`git_hash`). A report rebuilt after a
+    code change runs at a later commit than the runs it reports."""
+    trained = set()
+    for run in plan.trained_runs:
+        git = json.loads(plan.train_summary(run).read_text(encoding="utf-8"))["git"]
+        trained.add(f"{(git['commit'] or 'unknown')[:7]}{'+dirty' if git['dirty'] else ''}")
+    evaluated = {
+        json.loads(plan.eval_json(model, task).read_text(encoding="utf-8")).get("git_hash")
+        or "unknown"
+        for model in plan.specs
+        for task in plan.tasks
+    }
+    return {"training": sorted(trained), "evaluation": sorted(evaluated)}
+
+
 def load_training_log(path: Path) -> list[dict]:
     """metrics.jsonl: one dict per logged optimizer step; a broken line names file and line."""
     records = read_jsonl(path)
@@ -154,15 +172,17 @@ def read_benchmark(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", na_values=["NA", "-"])
 
 
-def load_benchmarks(results_dir: Path) -> pd.DataFrame:
-    """Every benchmark file under results/P/benchmarks/: rule, job, s, max_rss (MB).
+def load_benchmarks(results_dir: Path, files: Iterable[str | Path] | None = None) -> pd.DataFrame:
+    """Rule, job, s, max_rss (MB) of the benchmark `files` that exist, by default of every
+    file under results/P/benchmarks/.
 
     Files lie at benchmarks/{rule}/{job}.tsv (jobs of a wildcard rule, in subfolders where the
     wildcard holds a path) or at benchmarks/{rule}.tsv (a rule with one job).
     """
     folder = results_dir / "benchmarks"
+    paths = folder.rglob("*.tsv") if files is None else map(Path, files)
     frames = []
-    for path in sorted(folder.rglob("*.tsv")):
+    for path in sorted(path for path in paths if path.is_file()):
         rule, *job = path.relative_to(folder).with_suffix("").parts
         frames.append(
             read_benchmark(path)[["s", "max_rss"]].assign(rule=rule, job="/".join(job) or rule)

@@ -16,7 +16,12 @@ def results(tmp_path):
     (results / "figures" / "sweep_top_k.png").write_bytes(b"png")
     (results / "figures" / "sweep_num_experts.png").write_bytes(b"png")
     (results / "provenance.json").write_text(
-        json.dumps({"git": {"commit": "a" * 40, "dirty": False}})
+        json.dumps(
+            {
+                "git": {"commit": "a" * 40, "dirty": False},
+                "runs": {"training": ["bbbbbbb"], "evaluation": ["bbbbbbb", "ccccccc"]},
+            }
+        )
     )
     return results
 
@@ -30,7 +35,9 @@ def test_sync_replaces_only_the_marked_block_with_generated_results(tmp_path, re
     assert "old numbers" not in text
     assert "| lora | 31.0 ± 2.0 |" in text
     assert "](results/demo/figures/sweep_num_experts.png)" in text
-    assert "`aaaaaaaaaaaa`" in text and "[results/demo/REPORT.md](results/demo/REPORT.md)" in text
+    assert "trained at commit `bbbbbbb`, evaluated at `bbbbbbb`, `ccccccc`" in text
+    assert "report built at commit `aaaaaaaaaaaa`" in text
+    assert "[results/demo/REPORT.md](results/demo/REPORT.md)" in text
     sync_readme(readme, results)
     assert readme.read_text() == text  # idempotent
 

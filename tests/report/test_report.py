@@ -31,7 +31,7 @@ from sdoc_model.data.leakage import check_leakage
 from sdoc_model.profile import adapter_config, model_runs, model_specs
 from sdoc_model.report import MissingInputError, build_report, load_checksums
 from sdoc_model.report.__main__ import main as report_cli
-from sdoc_model.report.inputs import load_scores
+from sdoc_model.report.inputs import load_benchmarks, load_scores
 from sdoc_model.report.plan import ReportPlan
 from sdoc_model.report.tables import protocol_note
 from sdoc_model.utils.jsonl import read_jsonl, write_jsonl
@@ -81,7 +81,7 @@ def write_results_tree(root: Path, config: dict, seed: int = 0, layers: int = TI
             results, questions = lm_eval_results(name, task, config, skill, rng)
             write_json(root / "eval" / name / f"{task}.json", results)
             write_jsonl(root / "eval" / name / f"{task}.questions.jsonl", questions)
-            write_benchmark(root / "benchmarks" / "evaluate" / f"{name}-{task}.tsv", rng)
+        write_benchmark(root / "benchmarks" / "evaluate" / f"{name}.tsv", rng)  # a job per model
         if spec.trained:
             adapter = adapter_config(config, spec)
             write_training(
@@ -283,6 +283,7 @@ def write_training(
         "device": "cpu",
         "precision": "fp32",
         "config": {"adapter": adapter, "training": training},
+        "git": {"commit": "b21719a" + "0" * 33, "dirty": name == "lora-seed1"},
     }
     write_json(folder / "summary.json", summary)
 
@@ -499,6 +500,14 @@ def test_efficiency_table_joins_summary_and_benchmark(ci_report):
     assert float(rows["lora"]["max_rss_mb"]) == float(benchmark[2])
 
 
+def test_only_the_named_benchmark_files_are_read_and_unwritten_ones_skipped(ci_report):
+    folder = ci_report / "benchmarks"
+    named = [folder / "train" / "lora.tsv", folder / "evaluate" / "lora.tsv"]
+    benchmarks = load_benchmarks(ci_report, [*map(str, named), folder / "download" / "none.tsv"])
+    assert benchmarks[["rule", "job"]].values.tolist() == [["evaluate", "lora"], ["train", "lora"]]
+    assert len(load_benchmarks(ci_report)) == len(list(folder.rglob("*.tsv"))) > len(named)
+
+
 def test_report_reads_well_and_links_existing_figures(ci_report):
     text = (ci_report / "REPORT.md").read_text()
     assert text.startswith("# SparseDoctor results: profile `ci`")
@@ -514,9 +523,9 @@ def test_report_reads_well_and_links_existing_figures(ci_report):
     assert "figures/training_curves.png" in links
     for link in links:
         assert (ci_report / link).is_file(), link
-    # 13 runs (base, 5 variants x 2 seeds, 2 sweep points) x 3 tasks, 12 trainings, preparing
-    # the base model and one download
-    assert "Total wall time of the 53 benchmarked jobs" in text
+    # 13 evaluations (base, 5 variants x 2 seeds, 2 sweep points), 12 trainings, preparing the
+    # base model and one download
+    assert "Total wall time of the 27 benchmarked jobs" in text
     assert "| download | 1 | " in text and " | n/a |" in text  # a job too short to sample memory
     assert "| prepare_base_model | 1 |" in text
     assert "ab" * 32 in text
@@ -554,6 +563,8 @@ def test_provenance_records_code_software_and_checksums(ci_report):
     assert provenance["config"] == CI_CONFIG
     assert provenance["data_checksums"] == {"resources/data/eval/cmb.jsonl": "ab" * 32}
     assert set(provenance["git"]) == {"commit", "dirty"}
+    runs = {"training": ["b21719a", "b21719a+dirty"], "evaluation": ["b21719a"]}
+    assert provenance["runs"] == runs
     assert provenance["host"]["cpu_count"] >= 1
 
 

@@ -21,6 +21,7 @@ from sdoc_model.train.trainer import KILL_AFTER_STEP_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+RETIRED_RULE = "retired_rule"
 
 
 def command_line(workdir: Path, *args: str, cores: bool = True) -> tuple[list[str], dict]:
@@ -65,6 +66,10 @@ def interrupted_run(tmp_path_factory, mirror):
     workdir = tmp_path_factory.mktemp("ci_profile")
     shutil.copytree(REPO / "config", workdir / "config")
     (workdir / "mirror").symlink_to(mirror)
+    # Left by a rule this workflow no longer has: not one of this run's jobs.
+    retired = workdir / "results" / "ci" / "benchmarks" / RETIRED_RULE / "job.tsv"
+    retired.parent.mkdir(parents=True)
+    retired.write_text("s\th:m:s\tmax_rss\n999.0\t0:16:39\t1.0\n")
     kill_after_a_checkpoint(workdir)
     [checkpoint] = workdir.glob("resources/ci/checkpoints/*/step-000006")
     model = checkpoint.parent.name
@@ -129,6 +134,19 @@ def test_ci_profile_writes_every_table_and_figure(ci_run):
     assert set(main.seeds) == {1, 2}
     leakage = ci_run / "results" / "ci" / "data" / "leakage.md"
     assert "evaluation set" in leakage.read_text()
+
+
+def test_the_compute_section_sums_this_runs_jobs_only(ci_run):
+    benchmarks = ci_run / "results" / "ci" / "benchmarks"
+    jobs = [
+        path
+        for path in benchmarks.rglob("*.tsv")
+        if path.parent.name != RETIRED_RULE and path.name != "report.tsv"  # its own: after
+    ]
+    assert len(jobs) > 20
+    text = (ci_run / "results" / "ci" / "REPORT.md").read_text()
+    assert f"Total wall time of the {len(jobs)} benchmarked jobs" in text
+    assert RETIRED_RULE not in text
 
 
 def test_each_seed_trains_its_own_run(ci_run):

@@ -93,6 +93,7 @@ EVAL_DATASETS = list(
     dict.fromkeys(name for task in TASKS for name in REGISTERED_TASKS[task].datasets.values())
 )
 TRAIN_DATASETS = [source["dataset"] for source in config["data"]["train"]]
+PROFILE_DATASETS = list(dict.fromkeys([*EVAL_DATASETS, *TRAIN_DATASETS]))
 TRAIN_MIXTURE = f"{DATA}/train.jsonl"
 try:
     MODELS = model_specs(config)
@@ -124,6 +125,23 @@ def rule_resources(rule_name):
 def raw_files(name):
     """The verified raw files a registered dataset is normalised from."""
     return [f"{RAW}/{source.path}" for source in dataset(name).sources]
+
+
+def job_benchmarks():
+    """The benchmark file of every job of this profile before the report, which its compute
+    section sums: files that other configurations or retired rules left in the folder are not
+    this run's. Called by the report rule, once every rule is defined."""
+    downloads = {source.path for name in PROFILE_DATASETS for source in dataset(name).sources}
+    return [
+        *expand(rules.download.benchmark, source_path=sorted(downloads)),
+        *expand(rules.normalise.benchmark, dataset=PROFILE_DATASETS),
+        rules.training_mixture.benchmark,
+        rules.prepare_base_model.benchmark,
+        *expand(rules.prepare_external.benchmark, model=EXTERNAL),
+        *expand(rules.train.benchmark, model=TRAINED),
+        *expand(rules.evaluate.benchmark, model=MODELS),
+        *expand(rules.routing.benchmark, model=MOE_MODELS),
+    ]
 
 
 def synthetic_inputs(wildcards):

@@ -12,7 +12,7 @@ rule report:
         metrics=expand(f"{RESULTS}/train/{{model}}/metrics.jsonl", model=TRAINED),
         routing=expand(f"{RESULTS}/routing/{{model}}.json", model=MOE_MODELS),
         leakage=f"{RESULTS}/data/leakage.json",
-        raw=sorted({f for name in [*EVAL_DATASETS, *TRAIN_DATASETS] for f in raw_files(name)}),
+        raw=sorted({f for name in PROFILE_DATASETS for f in raw_files(name)}),
     output:
         report=report(
             f"{RESULTS}/REPORT.md",
@@ -30,6 +30,7 @@ rule report:
         figures=reported_files(f"{RESULTS}/figures", REPORT_PLAN.figure_names(), "png", ["pdf"]),
     params:
         results=lambda wildcards, output: Path(output.report).parent,
+        benchmarks=job_benchmarks(),
     log:
         f"{RESULTS}/logs/report.log",
     benchmark:

@@ -17,4 +17,4 @@ checksums = {
     next(name for name in sources if path.endswith(f"/{name}")): sha256_file(path)
     for path in snakemake.input.raw
 }
-build_report(snakemake.config, snakemake.params.results, checksums)
+build_report(snakemake.config, snakemake.params.results, checksums, snakemake.params.benchmarks)
