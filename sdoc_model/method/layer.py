@@ -122,10 +122,10 @@ class LoRAMoELinear(nn.Module):
         gather and a scatter of token rows. On 2 CPU cores the grouped form won at every point of
         the grid with E*r >= 64*k and lost at every other point but one (E=4 r=8 k=1) (`python -m
         sdoc_model.benchmark --dispatch-sweep`, SmolLM2-135M's up_proj), so `auto` picks it
-        there, on CPU only: on an H200 the grouped path synchronised with the host (float32
-        grouped_mm) while the wide stacked GEMMs cost little. Grouped also needs sparse routing
-        and what grouped_mm takes (float32/16-bit, rows of whole 16-byte multiples); elsewhere
-        the stacked form runs.
+        there, on CPU only: it has not been measured on a GPU, so GPUs keep the stacked form
+        (two GEMMs, no sort, no host synchronisation). Grouped also needs sparse routing and
+        what grouped_mm takes (float32/16-bit, rows of whole 16-byte multiples); elsewhere the
+        stacked form runs.
         """
         itemsize = self.lora_A.element_size()
         dims = (self.lora_A.shape[-1], self.rank, self.lora_B.shape[1])

@@ -90,7 +90,8 @@ def expert_load(
     token_mask=None,
     across_processes: bool = False,
 ) -> torch.Tensor:
-    """Fraction of routed (token, slot) pairs each expert received (..., E)."""
+    """Fraction of routed (token, slot) pairs each expert received (..., E); under dense
+    routing, its mean router probability."""
     return masked_mean(
         routing_dispatch(probs, top_idx).transpose(-1, -2), token_mask, across_processes
     )

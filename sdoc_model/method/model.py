@@ -37,7 +37,8 @@ def decoder_layer_index(module_name: str) -> int | None:
 
 
 def inject_adapters(model: nn.Module, config: SparseDoctorConfig) -> dict[str, LoRAMoELinear]:
-    """Replace every `nn.Linear` whose name ends in a target module by a LoRAMoELinear around it.
+    """Replace every module whose name ends in a target module, an `nn.Linear` (anything else
+    raises TypeError, naming it), by a LoRAMoELinear around it.
 
     Returns the new layers by module name. Contrastive layers (config.contrastive_layers) get the
     contrastive loss and, when config.queue_size > 0, a memory queue.
@@ -177,8 +178,8 @@ class SparseDoctorModel(nn.Module):
 
     @torch.no_grad()
     def routing_stats(self) -> dict[str, dict[str, torch.Tensor]]:
-        """Per adapted module: `load` (E,), the fraction of routed token-slots each expert got,
-        and `entropy`, the mean router entropy (nats). Detached; no host synchronisation."""
+        """Per adapted module: `load` (E,), the fraction of routed token-slots each expert got
+        (dense routing: its mean probability), and `entropy`, the mean router entropy (nats). Detached; no host synchronisation."""
         _, probs, top_idx, _ = self._stacked_routing()
         mask = self._last_token_mask
         loads, entropies = expert_load(probs, top_idx, mask), router_entropy(probs, mask)
