@@ -179,7 +179,8 @@ class SparseDoctorModel(nn.Module):
     @torch.no_grad()
     def routing_stats(self) -> dict[str, dict[str, torch.Tensor]]:
         """Per adapted module: `load` (E,), the fraction of routed token-slots each expert got
-        (dense routing: its mean probability), and `entropy`, the mean router entropy (nats). Detached; no host synchronisation."""
+        (dense routing: its mean probability), and `entropy`, the mean router entropy (nats).
+        Detached; no host synchronisation."""
         _, probs, top_idx, _ = self._stacked_routing()
         mask = self._last_token_mask
         loads, entropies = expert_load(probs, top_idx, mask), router_entropy(probs, mask)
