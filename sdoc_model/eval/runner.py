@@ -27,6 +27,7 @@ from sdoc_model.profile import ModelSpec
 from sdoc_model.utils.allocator import keep_freed_memory
 from sdoc_model.utils.atomic import write_text
 from sdoc_model.utils.jsonl import write_jsonl
+from sdoc_model.utils.provenance import REPO_ROOT, git_state
 from sdoc_model.utils.tensor_files import CorruptFileError, load_tensors
 
 TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks"
@@ -137,13 +138,15 @@ def evaluate_tasks(
 ) -> None:
     """Score every task of `outputs` (task -> result file) with one model load in this
     process. Each task is its own lm-eval run and writes its aggregated results JSON (with the
-    command that reproduces it and the sha256 of the normalised files it scored) and its
+    command that reproduces it, the sha256 of the normalised files it scored and the git state
+    of this code) and its
     per-question records beside it. `num_fewshot` and `limit` map task names to lm-eval's
     settings of the same name; a task not named gets lm-eval's default. `chat_template` wraps
     the prompts in the model's chat template (lm-eval's --apply_chat_template)."""
     os.environ["SDOC_DATA_DIR"] = str(Path(data_dir).resolve())
     keep_freed_memory()  # every batch reallocates the same large buffers: no page faults each time
     evaluator = Evaluator.open(args, batch_size)
+    git = git_state(REPO_ROOT)  # the code's checkout (lm-eval's git_hash is the working dir's)
     for task, out_path in outputs.items():
         shots, task_limit = (num_fewshot or {}).get(task), (limit or {}).get(task)
         results = evaluator.evaluate(task, shots, task_limit, seed, chat_template)
@@ -152,6 +155,7 @@ def evaluate_tasks(
             "command": cli_command(args, task, shots, task_limit, batch_size, chat_template),
             "chat_template": chat_template,
             "normalised_sha256": {path.name: sha256_file(path) for path in files},
+            "git": git,
         }
         write_results(results, task, Path(out_path))
 

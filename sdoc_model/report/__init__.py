@@ -2,7 +2,8 @@
 
     python -m sdoc_model.report --config config/ci.yaml [--results results/ci] [--checksums FILE]
 
-or, from the Snakemake rule's script, ``build_report(config, results_dir, checksums)``.
+or, from the Snakemake rule's script, ``build_report(config, results_dir, checksums,
+benchmark_files)``.
 ``ReportPlan.from_config(config, results_dir)`` lists every input it reads and output it writes.
 """
 

@@ -13,6 +13,7 @@ import pandas as pd
 from sdoc_model.eval.tasks import TASKS
 from sdoc_model.report.plan import ReportPlan
 from sdoc_model.utils.jsonl import read_jsonl
+from sdoc_model.utils.provenance import short_commit
 
 
 class MissingInputError(FileNotFoundError):
@@ -143,19 +144,19 @@ def load_training_summaries(plan: ReportPlan) -> pd.DataFrame:
 
 
 def run_commits(plan: ReportPlan) -> dict[str, list[str]]:
-    """The commits the profile's runs were made at, short: each training summary's ("+dirty":
-    with uncommitted changes) and each lm-eval result's (`git_hash`). A report rebuilt after a
-    code change runs at a later commit than the runs it reports."""
-    trained = set()
-    for run in plan.trained_runs:
-        git = json.loads(plan.train_summary(run).read_text(encoding="utf-8"))["git"]
-        trained.add(f"{(git['commit'] or 'unknown')[:7]}{'+dirty' if git['dirty'] else ''}")
-    evaluated = {
-        json.loads(plan.eval_json(model, task).read_text(encoding="utf-8")).get("git_hash")
-        or "unknown"
-        for model in plan.specs
-        for task in plan.tasks
+    """The commits (short_commit) the profile's runs were made at: each training summary's and
+    each evaluation result's. A report rebuilt after a code change is newer than its runs."""
+    trained = {
+        short_commit(json.loads(plan.train_summary(run).read_text(encoding="utf-8"))["git"])
+        for run in plan.trained_runs
     }
+    evaluated = set()
+    for model in plan.specs:
+        for task in plan.tasks:
+            result = json.loads(plan.eval_json(model, task).read_text(encoding="utf-8"))
+            # Results written before sdoc recorded its git state: lm-eval's git describe.
+            git = result.get("sdoc", {}).get("git") or {"commit": result.get("git_hash")}
+            evaluated.add(short_commit(git))
     return {"training": sorted(trained), "evaluation": sorted(evaluated)}
 
 
@@ -182,7 +183,7 @@ def load_benchmarks(results_dir: Path, files: Iterable[str | Path] | None = None
     folder = results_dir / "benchmarks"
     paths = folder.rglob("*.tsv") if files is None else map(Path, files)
     frames = []
-    for path in sorted(path for path in paths if path.is_file()):
+    for path in sorted({path for path in paths if path.is_file()}):
         rule, *job = path.relative_to(folder).with_suffix("").parts
         frames.append(
             read_benchmark(path)[["s", "max_rss"]].assign(rule=rule, job="/".join(job) or rule)

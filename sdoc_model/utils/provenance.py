@@ -71,6 +71,14 @@ def git_state(repo: Path) -> dict:
     return {"commit": commit, "dirty": bool(changes)}
 
 
+def short_commit(git: dict) -> str:
+    """A git_state as people read it: the commit's first 7 hex digits, "+dirty" with uncommitted
+    changes, "unknown" outside a checkout."""
+    if not git.get("commit"):
+        return "unknown"
+    return git["commit"][:7] + ("+dirty" if git.get("dirty") else "")
+
+
 def _git(repo: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True

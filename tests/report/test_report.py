@@ -233,6 +233,8 @@ def lm_eval_results(
         "model_name": f"results/ci/models/{model}",
         "total_evaluation_time_seconds": "12.5",
     }
+    if model == "lora":  # as the runner writes it; the others as results from before it did
+        output["sdoc"] = {"git": {"commit": "c0ffee1" + "0" * 33, "dirty": True}}
     return output, questions
 
 
@@ -563,8 +565,13 @@ def test_provenance_records_code_software_and_checksums(ci_report):
     assert provenance["config"] == CI_CONFIG
     assert provenance["data_checksums"] == {"resources/data/eval/cmb.jsonl": "ab" * 32}
     assert set(provenance["git"]) == {"commit", "dirty"}
-    runs = {"training": ["b21719a", "b21719a+dirty"], "evaluation": ["b21719a"]}
+    runs = {"training": ["b21719a", "b21719a+dirty"], "evaluation": ["b21719a", "c0ffee1+dirty"]}
     assert provenance["runs"] == runs
+    text = (ci_report / "REPORT.md").read_text()
+    assert (
+        "models trained at commits `b21719a` and `b21719a+dirty`; evaluated at commits `b21719a` "
+        "and `c0ffee1+dirty`."
+    ) in text
     assert provenance["host"]["cpu_count"] >= 1
 
 

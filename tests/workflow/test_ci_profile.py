@@ -18,6 +18,7 @@ import yaml
 from sdoc_model.profile import model_specs
 from sdoc_model.report.plan import ReportPlan
 from sdoc_model.train.trainer import KILL_AFTER_STEP_ENV
+from sdoc_model.utils.provenance import git_state, short_commit
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
@@ -147,6 +148,19 @@ def test_the_compute_section_sums_this_runs_jobs_only(ci_run):
     text = (ci_run / "results" / "ci" / "REPORT.md").read_text()
     assert f"Total wall time of the {len(jobs)} benchmarked jobs" in text
     assert RETIRED_RULE not in text
+
+
+def test_runs_and_report_name_this_checkouts_commit(ci_run):
+    """Though the workflow runs in a folder outside the checkout (-d), as lm-eval's own
+    git_hash does not see."""
+    results = ci_run / "results" / "ci"
+    commit = short_commit(git_state(REPO))
+    provenance = json.loads((results / "provenance.json").read_text())
+    assert provenance["runs"] == {"training": [commit], "evaluation": [commit]}
+    assert (
+        f"models trained at commit `{commit}`; evaluated at commit `{commit}`."
+        in (results / "REPORT.md").read_text()
+    )
 
 
 def test_each_seed_trains_its_own_run(ci_run):
