@@ -139,10 +139,10 @@ def evaluate_tasks(
     """Score every task of `outputs` (task -> result file) with one model load in this
     process. Each task is its own lm-eval run and writes its aggregated results JSON (with the
     command that reproduces it, the sha256 of the normalised files it scored and the git state
-    of this code) and its
-    per-question records beside it. `num_fewshot` and `limit` map task names to lm-eval's
-    settings of the same name; a task not named gets lm-eval's default. `chat_template` wraps
-    the prompts in the model's chat template (lm-eval's --apply_chat_template)."""
+    of this code) and its per-question records beside it. `num_fewshot` and `limit` map task
+    names to lm-eval's settings of the same name; a task not named gets lm-eval's default.
+    `chat_template` wraps the prompts in the model's chat template (lm-eval's
+    --apply_chat_template)."""
     os.environ["SDOC_DATA_DIR"] = str(Path(data_dir).resolve())
     keep_freed_memory()  # every batch reallocates the same large buffers: no page faults each time
     evaluator = Evaluator.open(args, batch_size)

@@ -17,7 +17,7 @@ from sdoc_model.method.variants import (
 )
 from sdoc_model.report.plan import ReportPlan
 from sdoc_model.report.tables import Table, bytes_text, duration_text, protocol_note
-from sdoc_model.utils.provenance import short_commit
+from sdoc_model.utils.provenance import runs_text, short_commit
 
 EXPERT_LOAD_NOTE = (
     "Share of routed tokens each expert received, per adapted layer, averaged over the logged "
@@ -79,18 +79,6 @@ def _generated_line(provenance: dict) -> str:
     return (
         f"Generated {provenance['generated_at']} by `sdoc_model.report` at commit "
         f"`{short_commit(provenance['git'])}`; {runs_text(provenance['runs'])}."
-    )
-
-
-def runs_text(runs: dict[str, list[str]]) -> str:
-    """Where the runs a report holds were made ("+dirty": with uncommitted changes), e.g.
-    "models trained at commit `a`; evaluated at commits `a` and `b`"."""
-    parts = [("models trained", runs["training"]), ("evaluated", runs["evaluation"])]
-    return "; ".join(
-        f"{what} at commit{'s' if len(commits) > 1 else ''} "
-        + " and ".join(f"`{commit}`" for commit in commits)
-        for what, commits in parts
-        if commits
     )
 
 

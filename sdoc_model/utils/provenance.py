@@ -79,6 +79,18 @@ def short_commit(git: dict) -> str:
     return git["commit"][:7] + ("+dirty" if git.get("dirty") else "")
 
 
+def runs_text(runs: dict[str, list[str]]) -> str:
+    """Where the runs a report holds were made ("+dirty": with uncommitted changes), e.g.
+    "models trained at commit `a`; evaluated at commits `a` and `b`"."""
+    parts = [("models trained", runs["training"]), ("evaluated", runs["evaluation"])]
+    return "; ".join(
+        f"{what} at commit{'s' if len(commits) > 1 else ''} "
+        + " and ".join(f"`{commit}`" for commit in commits)
+        for what, commits in parts
+        if commits
+    )
+
+
 def _git(repo: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
